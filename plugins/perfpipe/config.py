@@ -1,0 +1,350 @@
+"""Settings, profiles, gates and per-run overrides, resolved into one validated test plan.
+
+A *plan* is the JSON-serialisable description of one k6 run (test type, target, load shape, gate checks). It is
+built once, before any load, so every bad value is refused with the field it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from perfpipe import TEST_TYPES
+from perfpipe.errors import InputError
+from perfpipe.paths import config_dir
+
+PROFILES = ("quick", "standard")
+EXECUTORS = ("constant-vus", "ramping-vus")
+GATE_METRICS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests")
+GATE_OPS = ("<", "<=", ">", ">=")
+# A ceiling no profile or override may exceed, whatever the target says.
+HARD_MAX_VUS = 20_000
+
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_THRESHOLD_EXPR_RE = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise InputError(str(path), "file not found") from None
+    except yaml.YAMLError as exc:
+        raise InputError(str(path), f"not valid YAML: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _cached_yaml(path: str, mtime: float) -> Any:
+    return _read_yaml(Path(path))
+
+
+def read_config_yaml(name: str) -> Any:
+    """A YAML file under config/, re-read when it changes."""
+    path = config_dir() / name
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise InputError(str(path), "file not found") from None
+    return copy.deepcopy(_cached_yaml(str(path), mtime))
+
+
+def settings() -> dict[str, Any]:
+    """config/perfpipe.yaml with environment overrides applied."""
+    data = read_config_yaml("perfpipe.yaml") or {}
+    influx = data.setdefault("influxdb", {})
+    influx["url"] = os.environ.get("PERFPIPE_INFLUXDB_URL", influx.get("url", "http://127.0.0.1:8086"))
+    influx["database"] = os.environ.get("PERFPIPE_INFLUXDB_DB", influx.get("database", "k6"))
+    data["runtime"] = os.environ.get("PERFPIPE_RUNTIME", data.get("runtime", "local"))
+    if data["runtime"] not in ("local", "docker"):
+        raise InputError("runtime", f"must be 'local' or 'docker', got {data['runtime']!r}")
+    docker = data.setdefault("docker", {})
+    docker["image"] = os.environ.get("PERFPIPE_K6_IMAGE", docker.get("image", "grafana/k6:1.1.0"))
+    if os.environ.get("PERFPIPE_ALLOWLIST"):
+        data["allowlist"] = [h.strip() for h in os.environ["PERFPIPE_ALLOWLIST"].split(",") if h.strip()]
+    data.setdefault("allowlist", ["127.0.0.0/8", "::1/128", "localhost"])
+    data.setdefault("run_timeout_margin_s", 120)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- durations
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """k6 duration ('1m30s', '500ms', '2h') or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise InputError(field, f"expected a duration like '30s' or '2m', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise InputError(field, f"duration must not be negative, got {value!r}")
+        return float(value)
+    if not isinstance(value, str) or not _DURATION_RE.match(value.strip()):
+        raise InputError(field, f"expected a duration like '30s', '2m' or '1h30m', got {value!r}")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value.strip()))
+
+
+def format_duration(seconds: float) -> str:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(round(seconds * 1000))}ms"
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
+    """CLI `--set key=value` pairs -> overrides; values are YAML scalars/lists ('10', '0.5', '[..]')."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError("--set", f"expected key=value, got {pair!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+_SHAPE_KEYS = {"executor", "vus", "duration", "stages", "start_vus", "think_time_s", "read_ratio",
+               "graceful_stop", "graceful_ramp_down"}
+
+
+def _split_override_key(key: str) -> tuple[str | None, list[str]]:
+    parts = key.split(".")
+    if parts[0] in TEST_TYPES:
+        return parts[0], parts[1:]
+    return None, parts
+
+
+def apply_overrides(test_type: str, shape: dict, gates: dict, overrides: dict[str, Any]) -> None:
+    """Apply overrides for this test type in place. Keys: `vus`, `load.vus`, `thresholds.p95_ms`, ..."""
+    for key, value in (overrides or {}).items():
+        scope, parts = _split_override_key(str(key))
+        if scope is not None and scope != test_type:
+            continue
+        field = f"overrides.{key}"
+        if not parts or not parts[0]:
+            raise InputError(field, "empty override key")
+        if parts[0] == "thresholds":
+            _apply_threshold_override(gates, parts[1:], value, field)
+        elif parts[0] in _SHAPE_KEYS and len(parts) == 1:
+            if parts[0] == "stages" and isinstance(value, str):
+                value = parse_compact_stages(value, field)
+            if shape.get("executor") == "ramping-vus" and parts[0] in ("vus", "duration"):
+                _scale_stages(shape, parts[0], value, field)
+            else:
+                shape[parts[0]] = value
+        else:
+            known = sorted(_SHAPE_KEYS | {"thresholds.<metric>"})
+            raise InputError(field, f"unknown override (known: {', '.join(known)}; prefix with a test type "
+                                    f"like 'load.vus' to scope it)")
+
+
+def _scale_stages(shape: dict, key: str, value: Any, field: str) -> None:
+    """On a ramping shape, `vus` sets the peak and `duration` the total time; the shape is kept."""
+    stages = shape.get("stages") or []
+    if key == "vus":
+        peak = shape_peak_vus(shape) or 1
+        target = _int_in(value, field, 1, HARD_MAX_VUS)
+        shape["stages"] = [dict(s, target=round(int(s["target"]) * target / peak)) for s in stages]
+        shape["start_vus"] = round(int(shape.get("start_vus") or 0) * target / peak)
+    else:
+        total = shape_duration_s(shape) or 1
+        wanted = parse_duration(value, field)
+        shape["stages"] = [dict(s, duration=format_duration(round(parse_duration(s["duration"], field)
+                                                                  * wanted / total, 3)))
+                           for s in stages]
+
+
+def parse_compact_stages(text: str, field: str) -> list[dict]:
+    """'10s:5,20s:50' -> [{'duration': '10s', 'target': 5}, ...]."""
+    stages = []
+    for item in text.split(","):
+        duration, sep, target = item.strip().partition(":")
+        if not sep:
+            raise InputError(field, f"expected stages like '10s:5,20s:50', got {text!r}")
+        try:
+            stages.append({"duration": duration.strip(), "target": int(target)})
+        except ValueError:
+            raise InputError(field, f"stage target must be an integer, got {target!r}") from None
+    return stages
+
+
+def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: str) -> None:
+    if not parts or parts[0] not in GATE_METRICS:
+        raise InputError(field, f"unknown metric (known: {', '.join(GATE_METRICS)})")
+    metric = parts[0]
+    check = dict(gates.get(metric) or {"op": default_op(metric)})
+    if len(parts) == 1:
+        if isinstance(value, dict):
+            check.update(value)
+        elif isinstance(value, str) and _THRESHOLD_EXPR_RE.match(value):
+            op, number = _THRESHOLD_EXPR_RE.match(value).groups()
+            check.update(op=op, threshold=float(number))
+            check.pop("warn", None)
+        elif value is None or value == "off":
+            gates.pop(metric, None)
+            return
+        else:
+            check["threshold"] = value
+            check.pop("warn", None)  # a warn level tuned for the old threshold would now mislead
+    elif len(parts) == 2 and parts[1] in ("op", "threshold", "warn"):
+        check[parts[1]] = value
+    else:
+        raise InputError(field, "expected thresholds.<metric>[.op|.threshold|.warn]")
+    gates[metric] = check
+
+
+def default_op(metric: str) -> str:
+    return ">=" if metric in ("rps", "checks_rate", "requests") else "<"
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def validate_gates(gates: dict, field: str) -> dict[str, dict]:
+    """Normalise and validate gate checks: {metric: {op, threshold, warn?}}."""
+    if not isinstance(gates, dict):
+        raise InputError(field, "expected a mapping of metric -> check")
+    clean: dict[str, dict] = {}
+    for metric, spec in gates.items():
+        where = f"{field}.{metric}"
+        if metric not in GATE_METRICS:
+            raise InputError(where, f"unknown metric (known: {', '.join(GATE_METRICS)})")
+        if isinstance(spec, str):
+            match = _THRESHOLD_EXPR_RE.match(spec)
+            if not match:
+                raise InputError(where, f"cannot parse {spec!r}; expected e.g. '< 500'")
+            spec = {"op": match.group(1), "threshold": float(match.group(2))}
+        if not isinstance(spec, dict):
+            raise InputError(where, f"expected {{op, threshold, warn}}, got {spec!r}")
+        unknown = set(spec) - {"op", "threshold", "warn"}
+        if unknown:
+            raise InputError(where, f"unknown keys {sorted(unknown)}")
+        op = spec.get("op", default_op(metric))
+        if op not in GATE_OPS:
+            raise InputError(f"{where}.op", f"must be one of {' '.join(GATE_OPS)}, got {op!r}")
+        check = {"op": op, "threshold": _number(spec.get("threshold"), f"{where}.threshold")}
+        if spec.get("warn") is not None:
+            check["warn"] = _number(spec["warn"], f"{where}.warn")
+        clean[metric] = check
+    return clean
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(field, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _int_in(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(field, f"expected an integer between {low} and {high}, got {value!r}")
+    return value
+
+
+def validate_shape(shape: dict, field: str, max_vus: int) -> dict:
+    """Check a load shape; returns it normalised (durations kept as k6 strings)."""
+    executor = shape.get("executor")
+    if executor not in EXECUTORS:
+        raise InputError(f"{field}.executor", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    clean = {"executor": executor}
+    if executor == "constant-vus":
+        clean["vus"] = _int_in(shape.get("vus"), f"{field}.vus", 1, max_vus)
+        parse_duration(shape.get("duration"), f"{field}.duration")
+        if parse_duration(shape["duration"], f"{field}.duration") <= 0:
+            raise InputError(f"{field}.duration", "must be longer than 0s")
+        clean["duration"] = _as_k6_duration(shape["duration"])
+    else:
+        stages = shape.get("stages")
+        if not isinstance(stages, list) or not stages:
+            raise InputError(f"{field}.stages", "ramping-vus needs a non-empty list of {duration, target}")
+        clean_stages = []
+        for index, stage in enumerate(stages):
+            where = f"{field}.stages[{index}]"
+            if not isinstance(stage, dict) or set(stage) - {"duration", "target"}:
+                raise InputError(where, f"expected {{duration, target}}, got {stage!r}")
+            parse_duration(stage.get("duration"), f"{where}.duration")
+            clean_stages.append({"duration": _as_k6_duration(stage["duration"]),
+                                 "target": _int_in(stage.get("target"), f"{where}.target", 0, max_vus)})
+        clean["stages"] = clean_stages
+        clean["start_vus"] = _int_in(shape.get("start_vus", 0), f"{field}.start_vus", 0, max_vus)
+        if shape_duration_s(clean) <= 0:
+            raise InputError(f"{field}.stages", "total duration must be longer than 0s")
+        clean["graceful_ramp_down"] = _as_k6_duration(shape.get("graceful_ramp_down", "5s"))
+    clean["graceful_stop"] = _as_k6_duration(shape.get("graceful_stop", "5s"))
+    think = shape.get("think_time_s", 0)
+    if isinstance(think, bool) or not isinstance(think, (int, float)) or not 0 <= think <= 60:
+        raise InputError(f"{field}.think_time_s", f"expected seconds between 0 and 60, got {think!r}")
+    clean["think_time_s"] = float(think)
+    ratio = shape.get("read_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                              or not 0 <= ratio <= 1):
+        raise InputError(f"{field}.read_ratio", f"expected a fraction between 0 and 1, got {ratio!r}")
+    clean["read_ratio"] = None if ratio is None else float(ratio)
+    unknown = set(shape) - _SHAPE_KEYS
+    if unknown:
+        raise InputError(field, f"unknown keys {sorted(unknown)}")
+    return clean
+
+
+def _as_k6_duration(value: Any) -> str:
+    return format_duration(value) if isinstance(value, (int, float)) else str(value).strip()
+
+
+def shape_duration_s(shape: dict) -> float:
+    if shape.get("executor") == "constant-vus":
+        return parse_duration(shape.get("duration", 0), "duration")
+    return sum(parse_duration(s.get("duration", 0), "stages.duration") for s in shape.get("stages") or [])
+
+
+def shape_peak_vus(shape: dict) -> int:
+    if shape.get("executor") == "constant-vus":
+        return int(shape.get("vus") or 0)
+    return max([int(shape.get("start_vus") or 0)] + [int(s["target"]) for s in shape.get("stages") or []])
+
+
+# ---------------------------------------------------------------------------------------------- plans
+
+
+def load_profile(profile: str) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise InputError("profile", f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    return read_config_yaml(f"profiles/{profile}.yaml") or {}
+
+
+def load_gates(test_type: str) -> dict[str, Any]:
+    data = read_config_yaml("gates.yaml") or {}
+    return dict((data.get("gates") or {}).get(test_type) or {})
+
+
+def build_plan(test_type: str, target: dict, profile: str = "quick",
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validated plan of one k6 run. Raises InputError naming the bad field."""
+    if test_type not in TEST_TYPES:
+        raise InputError("test_type", f"unknown test type {test_type!r} (known: {', '.join(TEST_TYPES)})")
+    shape = dict(load_profile(profile).get(test_type) or {})
+    if not shape:
+        raise InputError("profile", f"profile {profile!r} has no {test_type!r} section")
+    gates = load_gates(test_type)
+    # Target-specific gate checks sit between the defaults and per-run overrides.
+    gates.update((target.get("gates") or {}).get(test_type) or {})
+    apply_overrides(test_type, shape, gates, overrides or {})
+    max_vus = min(int(target.get("max_vus") or HARD_MAX_VUS), HARD_MAX_VUS)
+    clean_shape = validate_shape(shape, f"{profile}.{test_type}", max_vus)
+    return {
+        "test_type": test_type,
+        "profile": profile,
+        "target": target,
+        "shape": clean_shape,
+        "gates": validate_gates(gates, f"thresholds.{test_type}"),
+        "expected_duration_s": shape_duration_s(clean_shape),
+        "peak_vus": shape_peak_vus(clean_shape),
+    }

@@ -1,0 +1,163 @@
+"""DAGs built from shared pieces: one `test stage` (validate -> run_k6 -> evaluate -> record -> verdict) per
+test type, used alone by perf_<type> DAGs and composed by the decision-tree pipeline.
+
+Parse-time cost: reads three small YAML files under config/; no network, no database, no k6.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from perfpipe import TEST_TYPES
+from perfpipe.config import (EXECUTORS, GATE_METRICS, HARD_MAX_VUS, PROFILES, load_profile, read_config_yaml,
+                             settings, shape_duration_s)
+
+_TYPES = "|".join(TEST_TYPES)
+_DURATION = {"anyOf": [{"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
+                       {"type": "number", "minimum": 0}]}
+OVERRIDES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Per-run overrides, e.g. {\"vus\": 10, \"duration\": \"30s\", \"thresholds.p95_ms\": 300}. "
+                   "Prefix a key with a test type (\"load.vus\") to scope it.",
+    "propertyNames": {"pattern": rf"^(({_TYPES})\.)?(executor|vus|duration|stages|start_vus|think_time_s|"
+                                 rf"read_ratio|graceful_stop|graceful_ramp_down|"
+                                 rf"thresholds\.({'|'.join(GATE_METRICS)})(\.(op|threshold|warn))?)$"},
+    "patternProperties": {
+        r"(^|\.)executor$": {"enum": list(EXECUTORS)},
+        r"(^|\.)(vus|start_vus)$": {"type": "integer", "minimum": 1, "maximum": HARD_MAX_VUS},
+        r"(^|\.)(duration|graceful_stop|graceful_ramp_down)$": _DURATION,
+        r"(^|\.)think_time_s$": {"type": "number", "minimum": 0, "maximum": 60},
+        r"(^|\.)read_ratio$": {"type": "number", "minimum": 0, "maximum": 1},
+        r"(^|\.)stages$": {"anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+(\s*,\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+)*\s*$"},
+            {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["duration", "target"], "additionalProperties": False,
+                "properties": {"duration": _DURATION,
+                               "target": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS}}}}]},
+        r"\.op$": {"enum": ["<", "<=", ">", ">="]},
+        r"\.(threshold|warn)$": {"type": "number"},
+        rf"^(({_TYPES})\.)?thresholds\.[a-z0-9_]+$": {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$"},
+                      {"type": "null"}]},
+    },
+}
+TARGET_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "An inline target (same shape as an entry of config/targets.yaml); overrides `target`.",
+    "required": ["base_url"],
+    "properties": {"base_url": {"type": "string", "pattern": "^https?://"},
+                   "requests": {"type": "array", "minItems": 1}, "script": {"type": "string"},
+                   "headers": {"type": "object"}, "name": {"type": "string"}},
+}
+
+
+def perf_params(default_profile: str = "standard", default_target: str | None = None) -> dict[str, Param]:
+    """The Params form shared by every perf DAG: validated by JSON schema in the UI, REST API and CLI."""
+    from perfpipe.targets import configured_targets
+
+    targets = sorted(configured_targets()) or ["demo"]
+    return {
+        "target": Param(default_target or targets[0], type="string", enum=targets,
+                        description="A target configured in config/targets.yaml"),
+        "inline_target": Param(None, **TARGET_OBJECT_SCHEMA),
+        "profile": Param(default_profile, type="string", enum=list(PROFILES),
+                         description="quick = seconds-long shapes; standard = the full test matrix"),
+        "overrides": Param({}, **OVERRIDES_SCHEMA),
+    }
+
+
+def logical_date_of(context: dict[str, Any]) -> datetime:
+    dag_run = context["dag_run"]
+    return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
+
+
+def add_test_stage(test_type: str, runtime: str | None = None):
+    """validate -> run_k6 -> evaluate -> record -> verdict for one test type, in the current DAG or TaskGroup.
+
+    Returns (first_task, last_task) so callers can chain stages.
+    """
+
+    @task(task_id="validate")
+    def validate(**context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from perfpipe.errors import InputError
+        from perfpipe.stage import prepare_plan
+
+        try:
+            return prepare_plan(test_type, dict(context["params"]))
+        except InputError as exc:
+            # Bad input never improves on retry: fail now, before any load, naming the field.
+            raise AirflowFailException(f"refused before any load: {exc}") from None
+
+    @task(task_id="evaluate")
+    def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.stage import evaluate_stage
+
+        return evaluate_stage(plan, run, dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+    @task(task_id="record")
+    def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.stage import record_stage
+
+        return record_stage(stage, logical_date_of(context))
+
+    @task(task_id="verdict")
+    def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.stage import enforce_verdict
+
+        return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"])
+
+    plan = validate()
+    run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
+    plan >> run_k6
+    recorded = record(evaluate(plan, run_k6.output))
+    final = verdict(recorded)
+    return plan.operator, final.operator
+
+
+def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = None):
+    conf = settings()
+    runtime = runtime or conf["runtime"]
+    common = {"task_id": "run_k6", "plan_task_id": plan_task_id,
+              "execution_timeout": execution_timeout(test_type), "retries": 0}
+    if runtime == "docker":
+        from perfpipe.operators.k6_docker import K6DockerOperator
+
+        return K6DockerOperator(image=conf["docker"]["image"], **common)
+    from perfpipe.operators.k6 import K6Operator
+
+    return K6Operator(**common)
+
+
+def execution_timeout(test_type: str) -> timedelta:
+    """Airflow's outer bound: twice the standard shape plus 15 minutes (k6 also has its own, tighter limit)."""
+    standard = load_profile("standard").get(test_type) or {}
+    return timedelta(seconds=2 * shape_duration_s(standard) + 900)
+
+
+def schedule_for(test_type: str) -> str | None:
+    return ((read_config_yaml("perfpipe.yaml") or {}).get("schedules") or {}).get(test_type)
+
+
+def build_test_dag(test_type: str) -> DAG:
+    """perf_<test_type>: one test stage, on the schedule configured for the type, triggerable with Params."""
+    if test_type not in TEST_TYPES:
+        raise ValueError(f"unknown test type {test_type!r}")
+    with DAG(
+        dag_id=f"perf_{test_type}",
+        description=f"k6 {test_type} test: validate -> run k6 -> evaluate gates from InfluxDB -> record",
+        schedule=schedule_for(test_type),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        params=perf_params(),
+        tags=["perfpipe", test_type],
+        doc_md=__doc__,
+        default_args={"owner": "perfpipe", "retries": 0},
+    ) as dag:
+        add_test_stage(test_type)
+    return dag

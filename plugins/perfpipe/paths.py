@@ -1,0 +1,31 @@
+"""Where perfpipe finds its config, scripts and report folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# plugins/perfpipe/paths.py -> project root is two levels above the package.
+PROJECT_ROOT = Path(os.environ.get("PERFPIPE_HOME", Path(__file__).resolve().parents[2]))
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("PERFPIPE_CONFIG_DIR", PROJECT_ROOT / "config"))
+
+
+def scripts_dir() -> Path:
+    return Path(os.environ.get("PERFPIPE_SCRIPTS_DIR", PROJECT_ROOT / "k6-scripts"))
+
+
+def reports_root() -> Path:
+    configured = os.environ.get("PERFPIPE_REPORTS_DIR")
+    return Path(configured) if configured else PROJECT_ROOT / "reports"
+
+
+def safe_component(value: str) -> str:
+    """A run id like 'manual__2026-01-01T00:00:00+00:00' as one safe path component."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in value)
+
+
+def stage_report_dir(dag_id: str, run_id: str, test_type: str) -> Path:
+    return reports_root() / safe_component(dag_id) / safe_component(run_id) / test_type

@@ -1,0 +1,136 @@
+"""Stage results: metrics for a testid from InfluxDB, reconciled with k6's own counts, stored in perf_results.
+
+One perf_results point per (dag_id, run_id, test_type, target), timestamped with the DAG run's logical date, so a
+rerun of the same date overwrites its point instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from perfpipe.hooks.influxdb import InfluxDBHook
+
+RESULTS_MEASUREMENT = "perf_results"
+# Fields of a perf_results point besides the tags; the CLI JSON and reports read the same names.
+METRIC_FIELDS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests", "vus_max",
+                 "duration_s")
+
+
+def read_k6_summary(path: str | Path) -> dict[str, Any]:
+    """k6 --summary-export JSON; {} when k6 did not write one (crash before the end)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def summary_count(summary: dict, metric: str) -> int | None:
+    value = ((summary.get("metrics") or {}).get(metric) or {}).get("count")
+    return int(value) if value is not None else None
+
+
+def _first(hook: InfluxDBHook, query: str, testid: str) -> dict:
+    points = hook.query(query, {"testid": testid})
+    return points[0] if points else {}
+
+
+def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None) -> dict[str, Any]:
+    """Gate metrics for one testid, measured from the raw k6 samples in InfluxDB, plus count reconciliation."""
+    durations = _first(hook, 'SELECT count("value") AS n, mean("value") AS avg, percentile("value", 95) AS p95, '
+                             'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
+                       testid)
+    reqs = _first(hook, 'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid', testid)
+    failed = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" WHERE "testid" = $testid', testid)
+    checks = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid', testid)
+    vus = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid', testid)
+
+    stored_reqs, stored_durations = int(reqs.get("n") or 0), int(durations.get("n") or 0)
+    expected = summary_count(summary, "http_reqs")
+    stored = min(stored_reqs, stored_durations)
+    if not duration_s:
+        duration_s = None
+    requests = expected if expected is not None else stored_reqs
+    return {
+        "p95_ms": _round(durations.get("p95")),
+        "p99_ms": _round(durations.get("p99")),
+        "avg_ms": _round(durations.get("avg")),
+        "error_rate": _round(failed.get("rate"), 6),
+        "checks_rate": _round(checks.get("rate"), 6),
+        "requests": requests,
+        "rps": _round(requests / duration_s, 3) if duration_s else None,
+        "vus_max": int(vus["peak"]) if vus.get("peak") is not None else None,
+        "duration_s": _round(duration_s, 3),
+        **reconcile(expected, stored),
+    }
+
+
+def reconcile(expected: int | None, stored: int) -> dict[str, Any]:
+    """k6's own request count vs the samples InfluxDB holds. Unknown or short -> incomplete, never silent."""
+    complete = expected is not None and stored >= expected
+    return {"samples_expected": expected, "samples_stored": stored, "metrics_complete": complete}
+
+
+def _round(value: Any, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
+    """The perf_results point of one stage result (see make_stage_result)."""
+    fields: dict[str, Any] = {
+        "verdict": stage["verdict"],
+        "testid": stage["testid"],
+        "metrics_complete": bool(stage["metrics"].get("metrics_complete")),
+        "report": stage.get("report") or "",
+        "checks_json": json.dumps(stage["checks"], sort_keys=True),
+        "profile": stage.get("profile") or "",
+        "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else -1),
+    }
+    for name in METRIC_FIELDS + ("samples_expected", "samples_stored"):
+        value = stage["metrics"].get(name)
+        if value is not None:
+            # One type per field forever: InfluxDB rejects a float after an int in the same shard.
+            fields[name] = float(value)
+    return {
+        "measurement": RESULTS_MEASUREMENT,
+        "tags": {"test_type": stage["test_type"], "target": stage["target"], "dag_id": stage["dag_id"],
+                 "run_id": stage["run_id"]},
+        "time": int(logical_date.timestamp() * 1000),
+        "fields": fields,
+    }
+
+
+def store_result(hook: InfluxDBHook, stage: dict[str, Any], logical_date: datetime) -> None:
+    """Write the stage's perf_results point, then drop points of other runs for the same logical date.
+
+    Same tags and time as an earlier try -> InfluxDB overwrites the point. A rerun of the date under another run
+    id (a re-trigger) would add a second point: it is removed once the new one is safely written.
+    """
+    point = result_point(stage, logical_date)
+    hook.write([point], time_precision="ms")
+    tags = point["tags"]
+    same_date = hook.query(
+        f'SELECT "verdict", "run_id" FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND '
+        f'"test_type" = $test_type AND "target" = $target AND time = {point["time"]}ms',
+        {"dag_id": tags["dag_id"], "test_type": tags["test_type"], "target": tags["target"]})
+    for stale_run_id in sorted({p["run_id"] for p in same_date} - {tags["run_id"]}):
+        hook.execute(
+            f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = {_quote(tags["dag_id"])} AND '
+            f'"test_type" = {_quote(tags["test_type"])} AND "target" = {_quote(tags["target"])} AND '
+            f'"run_id" = {_quote(stale_run_id)} AND time = {point["time"]}ms')
+
+
+def _quote(value: str) -> str:
+    """An InfluxQL string literal (DELETE takes no bind parameters)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """perf_results points of one DAG run, oldest first, with checks decoded."""
+    points = hook.query(f'SELECT * FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
+                        {"dag_id": dag_id, "run_id": run_id})
+    for point in points:
+        point["checks"] = json.loads(point.pop("checks_json", "[]") or "[]")
+    return points
