@@ -68,9 +68,23 @@ def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: 
 
 
 def reconcile(expected: int | None, stored: int) -> dict[str, Any]:
-    """k6's own request count vs the samples InfluxDB holds. Unknown or short -> incomplete, never silent."""
-    complete = expected is not None and stored >= expected
+    """k6's own request count vs the samples InfluxDB holds for the testid.
+
+    Complete only when they are equal: fewer means samples were lost, more means another run's samples share
+    the testid; either way the gate's numbers cannot be trusted. An unknown k6 count is incomplete too.
+    """
+    complete = expected is not None and stored == expected
     return {"samples_expected": expected, "samples_stored": stored, "metrics_complete": complete}
+
+
+def unused_testid(hook: InfluxDBHook, testid: str) -> str:
+    """`testid`, or `testid.rN` when samples already carry it (a cleared task re-run under the same try)."""
+    candidate, rerun = testid, 1
+    while hook.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
+                     {"testid": candidate}):
+        rerun += 1
+        candidate = f"{testid}.r{rerun}"
+    return candidate
 
 
 def _round(value: Any, digits: int = 3) -> float | None:

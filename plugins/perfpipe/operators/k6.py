@@ -20,13 +20,15 @@ MEASURABLE_EXIT_CODES = (0, 99)
 
 def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str, str, str, Path]:
     """(plan, dag_id, run_id, testid, report_dir) for the running task instance."""
+    from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.results import unused_testid
     from perfpipe.stage import report_dir_for
 
     ti = context["ti"]
     plan = ti.xcom_pull(task_ids=plan_task_id)
     if not plan:
         raise InfrastructureError(f"no plan from task {plan_task_id!r}")
-    testid = testid_for(ti.dag_id, ti.run_id, ti.try_number)
+    testid = unused_testid(InfluxDBHook(), testid_for(ti.dag_id, ti.run_id, ti.try_number))
     report_dir = report_dir_for(ti.dag_id, ti.run_id, plan["test_type"])
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in (SUMMARY_FILE, REPORT_FILE, LOG_FILE):  # a retry must never read an earlier try's files

@@ -1,0 +1,167 @@
+// perfpipe shared k6 library (runtime). Contract: docs/k6-script-contract.md
+//
+// Memory: k6 compiles every imported module in every VU, so this file is kept small.
+// The run config is validated and compiled ONCE per test by ./compile.js, which is
+// require()d only inside the SharedArray callback (run by k6's first VU); the result is
+// plain data shared by all VUs. Each VU reads it once in its init context and builds
+// its request params / checks; iterations then only pick, render templates (only where
+// the config has any) and call http.request().
+//
+// Config problems throw "perfpipe: ..." Errors in the init context: k6 exits 107 before
+// sending any request.
+
+import http from 'k6/http';
+import { check, sleep } from 'k6';
+import { SharedArray } from 'k6/data';
+
+let PLAN = null;
+
+function fail(msg) {
+  throw new Error('perfpipe: ' + msg);
+}
+
+function sharedPlan(testType) {
+  let path = __ENV.PERFPIPE_RUN_CONFIG;
+  if (!path) {
+    fail('env PERFPIPE_RUN_CONFIG is not set; it must be the absolute path of the run-config JSON ' +
+      '(see docs/k6-script-contract.md)');
+  }
+  if (path.charAt(0) !== '/') {
+    // open() would resolve it against this library's directory: use the shell's cwd instead.
+    if (!__ENV.PWD) fail('env PERFPIPE_RUN_CONFIG must be an absolute path, got ' + path);
+    path = __ENV.PWD + '/' + path;
+  }
+  return new SharedArray('perfpipe-plan', function () {
+    const c = require('./compile.js');
+    let text;
+    try {
+      text = open(path);
+    } catch (e) {
+      c.fail('cannot read run config ' + path + ' (env PERFPIPE_RUN_CONFIG): ' + ((e && e.message) || e));
+    }
+    const cfg = c.parseRunConfig(text, path);
+    const headers = c.parseTargetHeaders(__ENV.PERFPIPE_TARGET_HEADERS);
+    return [c.compileRunConfig(cfg, testType, headers, __ENV.BASE_URL)];
+  })[0]; // each element access re-parses the JSON: read it once per VU
+}
+
+function okDefault(res) {
+  return res.status >= 200 && res.status < 400;
+}
+
+// Per-VU request object built from the shared (frozen) request data.
+function vuRequest(r) {
+  const exp = r.expect;
+  const tags = { name: r.name };
+  const params = {
+    tags: tags,
+    responseCallback: exp === null
+      ? http.expectedStatuses({ min: 200, max: 399 })
+      : http.expectedStatuses.apply(http, exp),
+  };
+  if (r.headers !== null) params.headers = r.headers;
+  const checks = {};
+  checks[r.checkName] = exp === null ? okDefault : function (res) { return exp.indexOf(res.status) !== -1; };
+  const dynUrl = typeof r.url !== 'string';
+  const dynBody = r.body !== null && typeof r.body !== 'string';
+  return {
+    name: r.name,
+    method: r.method,
+    url: dynUrl ? null : r.url,
+    urlParts: dynUrl ? r.url : null,
+    body: dynBody ? null : r.body,
+    bodyParts: dynBody ? r.body : null,
+    params: params,
+    checks: checks,
+    checkTags: tags,
+  };
+}
+
+function vuGroup(g, reqs) {
+  const out = [];
+  for (let i = 0; i < g.idx.length; i++) out.push(reqs[g.idx[i]]);
+  return { reqs: out, cum: g.cum, total: g.total };
+}
+
+// Loads the shared plan and builds this VU's view of it (init context only; cached per VU).
+export function loadPlan(testType) {
+  if (PLAN === null) {
+    const s = sharedPlan(testType);
+    const reqs = [];
+    for (let i = 0; i < s.reqs.length; i++) reqs.push(vuRequest(s.reqs[i]));
+    PLAN = {
+      testType: s.testType,
+      options: s.options,
+      reqs: reqs,
+      all: vuGroup(s.all, reqs),
+      reads: vuGroup(s.reads, reqs),
+      writes: vuGroup(s.writes, reqs),
+      readRatio: s.readRatio,
+      think: s.think,
+    };
+  }
+  if (PLAN.testType !== testType) fail('run config was compiled for ' + PLAN.testType + ', not ' + testType);
+  return PLAN;
+}
+
+function plan() {
+  if (PLAN === null) fail('the run config is not loaded: call buildOptions(testType) in the init context first');
+  return PLAN;
+}
+
+// k6 options: one scenario named after the test type, summaryTrendStats, discardResponseBodies,
+// and no-op per-request-name thresholds (so --summary-export has per-name stats).
+// A fresh mutable object per call: k6 writes the consolidated options back into it per VU.
+export function buildOptions(testType) {
+  return JSON.parse(loadPlan(testType).options);
+}
+
+// Renders compiled template parts: strings are literal, arrays are generators
+// ([0, A, span] int, [1] uuid, [2] vu, [3] iter).
+export function render(parts) {
+  let s = '';
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (typeof p === 'string') s += p;
+    else if (p[0] === 0) s += p[1] + Math.floor(Math.random() * p[2]);
+    else if (p[0] === 1) s += crypto.randomUUID();
+    else if (p[0] === 2) s += __VU;
+    else s += __ITER;
+  }
+  return s;
+}
+
+// Issues one request with its name tag, expected statuses and check.
+export function issueRequest(req) {
+  const url = req.urlParts === null ? req.url : render(req.urlParts);
+  const body = req.bodyParts === null ? req.body : render(req.bodyParts);
+  const res = http.request(req.method, url, body, req.params);
+  check(res, req.checks, req.checkTags);
+  return res;
+}
+
+// Weighted pick; with read_ratio set, first reads (GET/HEAD) vs writes, then weighted.
+export function pickRequest() {
+  const p = plan();
+  const g = p.readRatio === null ? p.all : (Math.random() < p.readRatio ? p.reads : p.writes);
+  const cum = g.cum;
+  const n = cum.length - 1;
+  const x = Math.random() * g.total;
+  let i = 0;
+  while (i < n && x >= cum[i]) i++;
+  return g.reqs[i];
+}
+
+// One iteration of load/stress/spike/soak/chaos: one weighted pick, then think time.
+export function runWeighted() {
+  const p = plan();
+  issueRequest(pickRequest());
+  if (p.think > 0) sleep(p.think);
+}
+
+// One iteration of smoke: every configured request once, in config order, then think time.
+export function runSweep() {
+  const p = plan();
+  for (let i = 0; i < p.reqs.length; i++) issueRequest(p.reqs[i]);
+  if (p.think > 0) sleep(p.think);
+}
