@@ -29,6 +29,8 @@ HARD_MAX_VUS = 20_000
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_OPS_PASS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+             ">=": lambda a, b: a >= b}
 _THRESHOLD_EXPR_RE = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -124,8 +126,16 @@ def _split_override_key(key: str) -> tuple[str | None, list[str]]:
 
 
 def apply_overrides(test_type: str, shape: dict, gates: dict, overrides: dict[str, Any]) -> None:
-    """Apply overrides for this test type in place. Keys: `vus`, `load.vus`, `thresholds.p95_ms`, ..."""
-    for key, value in (overrides or {}).items():
+    """Apply overrides for this test type in place. Keys: `vus`, `load.vus`, `thresholds.p95_ms`, ...
+
+    Unscoped keys apply first, then keys scoped to this test type, so `load.vus` beats `vus` in any order;
+    `executor` applies before the shape keys that depend on it.
+    """
+    def order(item: tuple[str, Any]) -> tuple[int, int]:
+        scope, parts = _split_override_key(str(item[0]))
+        return (0 if scope is None else 1, 0 if parts and parts[0] == "executor" else 1)
+
+    for key, value in sorted((overrides or {}).items(), key=order):
         scope, parts = _split_override_key(str(key))
         if scope is not None and scope != test_type:
             continue
@@ -181,7 +191,10 @@ def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: 
     if not parts or parts[0] not in GATE_METRICS:
         raise InputError(field, f"unknown metric (known: {', '.join(GATE_METRICS)})")
     metric = parts[0]
-    check = dict(gates.get(metric) or {"op": default_op(metric)})
+    existing = gates.get(metric)
+    if isinstance(existing, str):  # the '< 500' form from gates.yaml
+        existing = validate_gates({metric: existing}, field)[metric]
+    check = dict(existing or {"op": default_op(metric)})
     if len(parts) == 1:
         if isinstance(value, dict):
             check.update(value)
@@ -189,7 +202,7 @@ def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: 
             op, number = _THRESHOLD_EXPR_RE.match(value).groups()
             check.update(op=op, threshold=float(number))
             check.pop("warn", None)
-        elif value is None or value == "off":
+        elif value is None or value is False or value == "off":  # YAML reads `off` as False
             gates.pop(metric, None)
             return
         else:
@@ -234,6 +247,9 @@ def validate_gates(gates: dict, field: str) -> dict[str, dict]:
         check = {"op": op, "threshold": _number(spec.get("threshold"), f"{where}.threshold")}
         if spec.get("warn") is not None:
             check["warn"] = _number(spec["warn"], f"{where}.warn")
+            if not _OPS_PASS[op](check["warn"], check["threshold"]) and check["warn"] != check["threshold"]:
+                raise InputError(f"{where}.warn", f"{check['warn']:g} must be on the passing side of "
+                                                  f"{op} {check['threshold']:g}, or it can never warn")
         clean[metric] = check
     return clean
 
@@ -278,8 +294,8 @@ def validate_shape(shape: dict, field: str, max_vus: int) -> dict:
         clean["start_vus"] = _int_in(shape.get("start_vus", 0), f"{field}.start_vus", 0, max_vus)
         if shape_duration_s(clean) <= 0:
             raise InputError(f"{field}.stages", "total duration must be longer than 0s")
-        clean["graceful_ramp_down"] = _as_k6_duration(shape.get("graceful_ramp_down", "5s"))
-    clean["graceful_stop"] = _as_k6_duration(shape.get("graceful_stop", "5s"))
+        clean["graceful_ramp_down"] = _graceful(shape, "graceful_ramp_down", field)
+    clean["graceful_stop"] = _graceful(shape, "graceful_stop", field)
     think = shape.get("think_time_s", 0)
     if isinstance(think, bool) or not isinstance(think, (int, float)) or not 0 <= think <= 60:
         raise InputError(f"{field}.think_time_s", f"expected seconds between 0 and 60, got {think!r}")
@@ -293,6 +309,14 @@ def validate_shape(shape: dict, field: str, max_vus: int) -> dict:
     if unknown:
         raise InputError(field, f"unknown keys {sorted(unknown)}")
     return clean
+
+
+def _graceful(shape: dict, key: str, field: str) -> str:
+    value = shape.get(key)
+    if value is None:
+        return "5s"
+    parse_duration(value, f"{field}.{key}")
+    return _as_k6_duration(value)
 
 
 def _as_k6_duration(value: Any) -> str:
@@ -325,6 +349,16 @@ def load_gates(test_type: str) -> dict[str, Any]:
     return dict((data.get("gates") or {}).get(test_type) or {})
 
 
+def max_run_seconds(test_type: str) -> float:
+    """The Airflow execution_timeout of a k6 task: twice the standard shape plus 15 minutes."""
+    return 2 * shape_duration_s(load_profile("standard").get(test_type) or {}) + 900
+
+
+def run_timeout_s(plan: dict[str, Any]) -> float:
+    """perfpipe's own limit on one k6 run: the shape's duration plus room for ramp-down and flushing."""
+    return float(plan["expected_duration_s"]) * 1.2 + float(settings()["run_timeout_margin_s"])
+
+
 def build_plan(test_type: str, target: dict, profile: str = "quick",
                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The validated plan of one k6 run. Raises InputError naming the bad field."""
@@ -339,7 +373,7 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
     apply_overrides(test_type, shape, gates, overrides or {})
     max_vus = min(int(target.get("max_vus") or HARD_MAX_VUS), HARD_MAX_VUS)
     clean_shape = validate_shape(shape, f"{profile}.{test_type}", max_vus)
-    return {
+    plan = {
         "test_type": test_type,
         "profile": profile,
         "target": target,
@@ -348,3 +382,8 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
         "expected_duration_s": shape_duration_s(clean_shape),
         "peak_vus": shape_peak_vus(clean_shape),
     }
+    if run_timeout_s(plan) > max_run_seconds(test_type):
+        raise InputError(f"{profile}.{test_type}.duration",
+                         f"{plan['expected_duration_s']:.0f}s is longer than a {test_type} run may last "
+                         f"(about {max_run_seconds(test_type) / 1.2 - 120:.0f}s)")
+    return plan

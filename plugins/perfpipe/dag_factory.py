@@ -12,8 +12,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from perfpipe import TEST_TYPES
-from perfpipe.config import (EXECUTORS, GATE_METRICS, HARD_MAX_VUS, PROFILES, load_profile, read_config_yaml,
-                             settings, shape_duration_s)
+from perfpipe.config import (EXECUTORS, GATE_METRICS, HARD_MAX_VUS, PROFILES, max_run_seconds, read_config_yaml,
+                             settings)
 
 _TYPES = "|".join(TEST_TYPES)
 _DURATION = {"anyOf": [{"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
@@ -27,7 +27,8 @@ OVERRIDES_SCHEMA: dict[str, Any] = {
                                  rf"thresholds\.({'|'.join(GATE_METRICS)})(\.(op|threshold|warn))?)$"},
     "patternProperties": {
         r"(^|\.)executor$": {"enum": list(EXECUTORS)},
-        r"(^|\.)(vus|start_vus)$": {"type": "integer", "minimum": 1, "maximum": HARD_MAX_VUS},
+        r"(^|\.)vus$": {"type": "integer", "minimum": 1, "maximum": HARD_MAX_VUS},
+        r"(^|\.)start_vus$": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS},
         r"(^|\.)(duration|graceful_stop|graceful_ramp_down)$": _DURATION,
         r"(^|\.)think_time_s$": {"type": "number", "minimum": 0, "maximum": 60},
         r"(^|\.)read_ratio$": {"type": "number", "minimum": 0, "maximum": 1},
@@ -41,7 +42,10 @@ OVERRIDES_SCHEMA: dict[str, Any] = {
         r"\.(threshold|warn)$": {"type": "number"},
         rf"^(({_TYPES})\.)?thresholds\.[a-z0-9_]+$": {
             "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$"},
-                      {"type": "null"}]},
+                      {"type": "null"},
+                      {"type": "object", "additionalProperties": False,
+                       "properties": {"op": {"enum": ["<", "<=", ">", ">="]}, "threshold": {"type": "number"},
+                                      "warn": {"type": ["number", "null"]}}}]},
     },
 }
 TARGET_OBJECT_SCHEMA: dict[str, Any] = {
@@ -134,9 +138,8 @@ def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = Non
 
 
 def execution_timeout(test_type: str) -> timedelta:
-    """Airflow's outer bound: twice the standard shape plus 15 minutes (k6 also has its own, tighter limit)."""
-    standard = load_profile("standard").get(test_type) or {}
-    return timedelta(seconds=2 * shape_duration_s(standard) + 900)
+    """Airflow's outer bound (k6 also has its own, tighter limit; plans that would not fit are refused)."""
+    return timedelta(seconds=max_run_seconds(test_type))
 
 
 def schedule_for(test_type: str) -> str | None:

@@ -37,12 +37,6 @@ def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str
     return plan, ti.dag_id, ti.run_id, testid, report_dir
 
 
-def run_timeout_s(plan: dict[str, Any]) -> float:
-    from perfpipe.config import settings
-
-    return float(plan["expected_duration_s"]) * 1.2 + float(settings()["run_timeout_margin_s"])
-
-
 def run_result(*, testid: str, report_dir: Path, exit_code: int, started: datetime, aborted: bool,
                timed_out: bool, test_duration_s: float | None) -> dict[str, Any]:
     return {
@@ -78,6 +72,7 @@ class K6Operator(BaseOperator):
         self._process = None
 
     def execute(self, context: dict[str, Any]) -> dict[str, Any]:
+        from perfpipe.config import run_timeout_s
         from perfpipe.k6.runner import LocalK6Process
         from perfpipe.stage import local_invocation
         from perfpipe.targets import resolve_header_values

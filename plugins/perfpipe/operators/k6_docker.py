@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from perfpipe.operators.k6 import check_exit_code, run_result, run_timeout_s, stage_context
+from perfpipe.operators.k6 import check_exit_code, run_result, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class K6DockerOperator(DockerOperator):
                                           headers=resolve_header_values(plan["target"].get("headers") or {}))
         self.command = invocation.argv[1:]
         self.environment = {k: v for k, v in invocation.env.items() if k not in invocation.secret_env_keys}
-        self.private_environment = {k: v for k, v in invocation.env.items() if k in invocation.secret_env_keys}
+        # DockerOperator sends `_private_environment` to the container (kept out of templates and logs).
+        self._private_environment = {k: v for k, v in invocation.env.items() if k in invocation.secret_env_keys}
         self.mounts = k6_mounts(report_dir, plan)
         self.container_name = None
         return plan, testid, report_dir
@@ -80,7 +81,6 @@ class K6DockerOperator(DockerOperator):
         from airflow.exceptions import AirflowException
 
         plan, testid, report_dir = self.configure(context)
-        self.timeout = int(run_timeout_s(plan))
         started = datetime.now(timezone.utc)
         exit_code = 0
         try:

@@ -1,0 +1,141 @@
+"""perfpipe.k6.command: the k6 argv and environment (built, never run)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perfpipe.config import build_plan
+from perfpipe.hooks.influxdb import InfluxSettings
+from perfpipe.k6.command import K6Invocation, build_invocation, run_config, script_for, write_run_config
+from perfpipe.k6.command import testid_for as make_testid  # not named test*: pytest would collect it
+from perfpipe.targets import k6_blocked_networks
+
+HEADER_SECRET = "tok-unit-9f8e7d6c5b4a"
+INFLUX_SECRET = "influx-pw-1a2b3c4d"
+REPORT = "/tmp/perfpipe-unit/reports/perf_load/run/load"
+TESTID = "perf_load:manual__2026-03-01T12:00:00+00:00:try1"
+
+
+@pytest.fixture
+def plan(api_target):
+    target = dict(api_target, headers={"Authorization": {"env": "API_TOKEN", "prefix": "Bearer "}})
+    plan = build_plan("load", target, "quick")
+    plan["allowed_addresses"] = ["127.0.0.1"]
+    return plan
+
+
+def _invocation(plan, influx=InfluxSettings("http://127.0.0.1:8086/", "k6", "writer", INFLUX_SECRET),
+                blocked=("0.0.0.0/1", "128.0.0.0/1")):
+    return build_invocation(plan, testid=TESTID, binary="/venv/bin/k6", script="/scripts/load.js",
+                            report_path=REPORT, influx=influx,
+                            headers={"Authorization": f"Bearer {HEADER_SECRET}"}, blocked_networks=list(blocked))
+
+
+def _flag_values(argv, flag):
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == flag]
+
+
+def test_argv_starts_with_binary_run_script(plan):
+    assert _invocation(plan).argv[:3] == ["/venv/bin/k6", "run", "/scripts/load.js"]
+
+
+def test_argv_tags_testid_test_type_and_target(plan):
+    argv = _invocation(plan).argv
+    assert _flag_values(argv, "--tag") == [f"testid={TESTID}", "test_type=load", "target=unit-api"]
+
+
+def test_argv_summary_export_out_address_and_blacklist(plan):
+    argv = _invocation(plan).argv
+    assert _flag_values(argv, "--summary-export") == [f"{REPORT}/summary.json"]
+    assert _flag_values(argv, "--out") == ["influxdb=http://127.0.0.1:8086/k6"]
+    assert _flag_values(argv, "--address") == [""]  # no REST API listener
+    assert _flag_values(argv, "--blacklist-ip") == ["0.0.0.0/1,128.0.0.0/1"]
+    assert "--no-color" in argv
+
+
+def test_argv_blacklist_from_the_allowlist(plan):
+    blocked = k6_blocked_networks(["127.0.0.0/8", "::1/128", "localhost"], plan["allowed_addresses"])
+    argv = _invocation(plan, blocked=blocked).argv
+    assert _flag_values(argv, "--blacklist-ip") == [",".join(blocked)]
+    assert "127.0.0.0/8" not in _flag_values(argv, "--blacklist-ip")[0].split(",")
+
+
+def test_no_blacklist_flag_when_nothing_is_blocked(plan):
+    assert "--blacklist-ip" not in _invocation(plan, blocked=()).argv
+
+
+def test_env(plan):
+    env = _invocation(plan).env
+    assert env["K6_NO_USAGE_REPORT"] == "true"
+    assert env["K6_WEB_DASHBOARD"] == "true"
+    assert env["K6_WEB_DASHBOARD_PORT"] == "-1"
+    assert env["K6_WEB_DASHBOARD_EXPORT"] == f"{REPORT}/report.html"
+    assert env["K6_WEB_DASHBOARD_PERIOD"] == "1s"  # a 20 s quick run samples every second
+    assert env["PERFPIPE_RUN_CONFIG"] == f"{REPORT}/run-config.json"
+    assert env["BASE_URL"] == "http://127.0.0.1:8090"
+    assert env["PERFPIPE_TEST_TYPE"] == "load"
+    assert json.loads(env["PERFPIPE_TARGET_HEADERS"]) == {"Authorization": f"Bearer {HEADER_SECRET}"}
+    assert env["K6_INFLUXDB_USERNAME"] == "writer"
+    assert env["K6_INFLUXDB_PASSWORD"] == INFLUX_SECRET
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_long_runs_sample_the_dashboard_every_10s(api_target):
+    plan = build_plan("load", api_target, "standard")
+    assert _invocation(plan).env["K6_WEB_DASHBOARD_PERIOD"] == "10s"
+
+
+def test_secrets_are_marked_and_never_in_argv(plan):
+    invocation = _invocation(plan)
+    assert invocation.secret_env_keys == {"PERFPIPE_TARGET_HEADERS", "K6_INFLUXDB_PASSWORD"}
+    shown = invocation.loggable_argv()
+    for secret in (HEADER_SECRET, INFLUX_SECRET):
+        assert secret not in shown
+        assert not any(secret in arg for arg in invocation.argv)
+    public = {k: v for k, v in invocation.env.items() if k not in invocation.secret_env_keys}
+    assert not any(secret in v for v in public.values() for secret in (HEADER_SECRET, INFLUX_SECRET))
+
+
+def test_without_influx_no_out_and_only_headers_secret(plan):
+    invocation = _invocation(plan, influx=None)
+    assert "--out" not in invocation.argv
+    assert invocation.secret_env_keys == {"PERFPIPE_TARGET_HEADERS"}
+    assert not any(k.startswith("K6_INFLUXDB_") for k in invocation.env)
+
+
+def test_influx_without_credentials(plan):
+    invocation = _invocation(plan, influx=InfluxSettings("http://127.0.0.1:8086", "k6"))
+    assert not any(k.startswith("K6_INFLUXDB_") for k in invocation.env)
+    assert invocation.secret_env_keys == {"PERFPIPE_TARGET_HEADERS"}
+
+
+def test_loggable_argv_shortens_long_arguments():
+    invocation = K6Invocation(argv=["k6", "run", "x" * 250], env={})
+    assert invocation.loggable_argv() == "k6 run " + "x" * 60 + "...(250 chars)"
+
+
+def test_run_config_has_no_headers(plan):
+    config = run_config(plan)
+    assert set(config) == {"test_type", "target", "shape"}
+    assert set(config["target"]) == {"name", "base_url", "requests"}
+    assert config["shape"] == plan["shape"]
+    assert "headers" not in json.dumps(config) and "Authorization" not in json.dumps(config)
+
+
+def test_write_run_config(plan, tmp_path):
+    path = write_run_config(plan, tmp_path / "new" / "dir")
+    assert path == tmp_path / "new" / "dir" / "run-config.json"
+    assert json.loads(path.read_text()) == run_config(plan)
+
+
+def test_script_for(plan):
+    assert script_for(plan, "/scripts") == "/scripts/load.js"
+    assert script_for(dict(plan, target=dict(plan["target"], script="/abs/mine.js")), "/scripts") == "/abs/mine.js"
+
+
+def test_testid_is_unique_per_dag_run_and_try():
+    assert make_testid("perf_load", "manual__1", 1) == "perf_load:manual__1:try1"
+    ids = {make_testid(dag, run, n) for dag in ("perf_load", "perf_smoke") for run in ("r1", "r2") for n in (1, 2, 3)}
+    assert len(ids) == 12

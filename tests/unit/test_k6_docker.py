@@ -1,0 +1,248 @@
+"""perfpipe.operators.k6_docker: the k6 container's command, environment and mounts (no Docker daemon)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from airflow.sdk import DAG
+
+from perfpipe.config import build_plan
+from perfpipe.hooks.influxdb import InfluxDBHook
+from perfpipe.operators.k6_docker import (K6DockerOperator, _exit_code_from, container_invocation, k6_mounts)
+
+TOKEN = "tok-docker-unit-5e6f7a8b"
+INFLUX_PASSWORD = "influx-docker-pw-1c2d3e"
+IMAGE = "grafana/k6:1.1.0"
+DAG_ID, RUN_ID, TRY = "perf_load", "manual__2026-03-01T12:00:00+00:00", 2
+TESTID = f"{DAG_ID}:{RUN_ID}:try{TRY}"
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    monkeypatch.setenv("PERFPIPE_UNIT_API_TOKEN", TOKEN)
+    monkeypatch.setenv("PERFPIPE_INFLUXDB_USER", "k6writer")
+    monkeypatch.setenv("PERFPIPE_INFLUXDB_PASSWORD", INFLUX_PASSWORD)
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def plan(api_target):
+    target = dict(api_target, headers={"Authorization": {"env": "PERFPIPE_UNIT_API_TOKEN", "prefix": "Bearer "},
+                                       "X-Team": "perf"})
+    plan = build_plan("load", target, "quick")
+    plan["allowed_addresses"] = ["127.0.0.1"]
+    return plan
+
+
+@pytest.fixture
+def operator():
+    with DAG(dag_id="unit_k6_docker", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
+        return K6DockerOperator(task_id="run_k6", plan_task_id="validate", image=IMAGE)
+
+
+class FakeTI:
+    dag_id, run_id, try_number = DAG_ID, RUN_ID, TRY
+
+    def __init__(self, plan):
+        self._plan, self.pulled = plan, []
+
+    def xcom_pull(self, task_ids=None, **kwargs):
+        self.pulled.append(task_ids)
+        return copy.deepcopy(self._plan) if task_ids == "validate" else None
+
+
+@pytest.fixture
+def configured(operator, plan, secrets, monkeypatch):
+    """operator.configure() on a fake task context; InfluxDB says no samples carry the testid yet."""
+    monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: [])
+    ti = FakeTI(plan)
+    result = operator.configure({"ti": ti})
+    return operator, ti, result
+
+
+def _flag_values(argv, flag):
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == flag]
+
+
+# ---------------------------------------------------------------------------------------------- container_invocation
+
+
+def test_container_invocation_uses_container_paths(plan, secrets):
+    invocation = container_invocation(plan, testid=TESTID, headers=secrets)
+    assert invocation.argv[:3] == ["k6", "run", "/scripts/load.js"]
+    assert _flag_values(invocation.argv, "--summary-export") == ["/reports/summary.json"]
+    assert _flag_values(invocation.argv, "--tag") == [f"testid={TESTID}", "test_type=load", "target=unit-api"]
+    assert _flag_values(invocation.argv, "--out") == ["influxdb=http://127.0.0.1:8086/k6"]
+    assert invocation.env["PERFPIPE_RUN_CONFIG"] == "/reports/run-config.json"
+    assert invocation.env["K6_WEB_DASHBOARD_EXPORT"] == "/reports/report.html"
+    blocked = _flag_values(invocation.argv, "--blacklist-ip")[0].split(",")
+    assert "128.0.0.0/1" in blocked and "126.0.0.0/8" in blocked and "::1/128" not in blocked
+
+
+def test_container_invocation_for_a_user_script(plan, secrets, tmp_path):
+    script = tmp_path / "scripts" / "mine.js"
+    script.parent.mkdir()
+    script.write_text("export default function () {}\n")
+    plan = dict(plan, target=dict(plan["target"], script=str(script)))
+    invocation = container_invocation(plan, testid=TESTID, headers=secrets)
+    assert invocation.argv[2] == "/user-script/mine.js"
+
+
+# ---------------------------------------------------------------------------------------------- mounts
+
+
+def test_k6_mounts(plan, tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFPIPE_SCRIPTS_DIR", str(tmp_path / "k6-scripts"))
+    report_dir = tmp_path / "reports" / "x"
+    mounts = k6_mounts(report_dir, plan)
+    assert [dict(m) for m in mounts] == [
+        {"Target": "/scripts", "Source": str(tmp_path / "k6-scripts"), "Type": "bind", "ReadOnly": True},
+        {"Target": "/reports", "Source": str(report_dir.resolve()), "Type": "bind", "ReadOnly": False},
+    ]
+
+
+def test_k6_mounts_for_a_user_script(plan, tmp_path):
+    plan = dict(plan, target=dict(plan["target"], script=str(tmp_path / "own" / "mine.js")))
+    mounts = [dict(m) for m in k6_mounts(tmp_path / "r", plan)]
+    assert mounts[2] == {"Target": "/user-script", "Source": str(tmp_path / "own"), "Type": "bind",
+                         "ReadOnly": True}
+    assert [m["ReadOnly"] for m in mounts] == [True, False, True]
+
+
+# ---------------------------------------------------------------------------------------------- the operator
+
+
+def test_operator_defaults(operator):
+    assert operator.network_mode == "host"
+    assert operator.auto_remove == "force"
+    assert operator.mount_tmp_dir is False
+    assert operator.tty is False
+    assert operator.image == IMAGE
+    assert operator.command is None
+    assert operator.plan_task_id == "validate"
+    assert operator.dag.dag_id == "unit_k6_docker"
+
+
+def test_operator_settings_can_be_overridden():
+    with DAG(dag_id="unit_k6_docker_2", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
+        op = K6DockerOperator(task_id="run_k6", plan_task_id="p", image="k6:custom", network_mode="bridge",
+                              auto_remove="success")
+    assert (op.network_mode, op.auto_remove, op.image) == ("bridge", "success", "k6:custom")
+
+
+def test_configure_command_is_the_argv_without_the_binary(configured, plan, secrets):
+    operator, ti, (configured_plan, testid, report_dir) = configured
+    assert ti.pulled == ["validate"]
+    assert testid == TESTID
+    assert configured_plan == plan
+    expected = container_invocation(plan, testid=TESTID, headers=dict(secrets, **{"X-Team": "perf"}))
+    assert expected.argv[0] == "k6"
+    assert operator.command == expected.argv[1:]
+    assert operator.command[:2] == ["run", "/scripts/load.js"]
+
+
+def _private_env(operator):
+    """The secrets configure() set aside: DockerOperator keeps them in `_private_environment`."""
+    return operator.__dict__.get("_private_environment") or operator.__dict__.get("private_environment")
+
+
+def test_configure_splits_secrets_into_private_environment(configured):
+    operator = configured[0]
+    private = _private_env(operator)
+    assert private == {
+        "PERFPIPE_TARGET_HEADERS": json.dumps({"Authorization": f"Bearer {TOKEN}", "X-Team": "perf"}),
+        "K6_INFLUXDB_PASSWORD": INFLUX_PASSWORD,
+    }
+    assert operator.environment["K6_INFLUXDB_USERNAME"] == "k6writer"
+    assert operator.environment["BASE_URL"] == "http://127.0.0.1:8090"
+    assert operator.environment["K6_NO_USAGE_REPORT"] == "true"
+    assert not set(operator.environment) & set(private)
+    for value in list(operator.environment.values()) + operator.command:
+        assert TOKEN not in value and INFLUX_PASSWORD not in value
+
+
+def test_configure_writes_the_run_config_under_the_reports_dir(configured, perfpipe_env):
+    operator, _, (plan, _, report_dir) = configured
+    assert report_dir == perfpipe_env / "reports" / "perf_load" / "manual__2026-03-01T12_00_00+00_00" / "load"
+    config_text = (report_dir / "run-config.json").read_text()
+    assert json.loads(config_text)["target"]["base_url"] == "http://127.0.0.1:8090"
+    assert TOKEN not in config_text and "Authorization" not in config_text
+    assert [dict(m)["Source"] for m in operator.mounts][1] == str(report_dir.resolve())
+    assert [dict(m)["Target"] for m in operator.mounts] == ["/scripts", "/reports"]
+
+
+def test_configure_removes_an_earlier_try_s_files(operator, plan, secrets, monkeypatch, perfpipe_env):
+    monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: [])
+    report_dir = perfpipe_env / "reports" / "perf_load" / "manual__2026-03-01T12_00_00+00_00" / "load"
+    report_dir.mkdir(parents=True)
+    for name in ("summary.json", "report.html", "k6.log"):
+        (report_dir / name).write_text("stale")
+    operator.configure({"ti": FakeTI(plan)})
+    assert sorted(p.name for p in report_dir.iterdir()) == ["run-config.json"]
+
+
+class _StopBeforeStart(Exception):
+    pass
+
+
+class _FakeDockerClient:
+    """Records what DockerOperator would send to the Docker API; stops before a container exists."""
+
+    def __init__(self):
+        self.created = None
+
+    def create_host_config(self, **kwargs):
+        return kwargs
+
+    def create_container(self, **kwargs):
+        self.created = kwargs
+        raise _StopBeforeStart
+
+
+def _container_request(operator):
+    client = _FakeDockerClient()
+    operator.__dict__["hook"] = type("FakeHook", (), {"api_client": client})()  # DockerOperator.hook is cached
+    with pytest.raises(_StopBeforeStart):
+        operator._run_image()
+    return client.created
+
+
+def test_container_gets_the_command_public_env_and_mounts(configured):
+    operator = configured[0]
+    created = _container_request(operator)
+    assert created["image"] == IMAGE
+    assert created["command"] == operator.command
+    assert created["host_config"]["network_mode"] == "host"
+    assert [dict(m)["Target"] for m in created["host_config"]["mounts"]] == ["/scripts", "/reports"]
+    for key, value in operator.environment.items():
+        assert created["environment"][key] == value
+
+
+def test_container_gets_the_secret_env(configured):
+    created = _container_request(configured[0])
+    assert created["environment"]["K6_INFLUXDB_PASSWORD"] == INFLUX_PASSWORD
+    assert json.loads(created["environment"]["PERFPIPE_TARGET_HEADERS"])["Authorization"] == f"Bearer {TOKEN}"
+
+
+# ---------------------------------------------------------------------------------------------- exit codes
+
+
+def test_exit_code_from_docker_failures():
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+
+    result = {"StatusCode": 99, "Error": None}
+    assert _exit_code_from(DockerContainerFailedException(f"Docker container failed: {result!r}")) == 99
+    assert _exit_code_from(RuntimeError('{"StatusCode": 107}')) == 107
+    assert _exit_code_from(RuntimeError("k6 exit code 3")) == 3
+    assert _exit_code_from(RuntimeError("docker daemon unreachable")) is None
+
+
+def test_container_paths_are_absolute():
+    from perfpipe.operators import k6_docker
+
+    for path in (k6_docker.CONTAINER_SCRIPTS, k6_docker.CONTAINER_REPORTS, k6_docker.CONTAINER_USER_SCRIPT_DIR):
+        assert Path(path).is_absolute()

@@ -1,0 +1,140 @@
+"""perfpipe.results: count reconciliation, the perf_results point and the k6 summary (no InfluxDB)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from perfpipe.results import (METRIC_FIELDS, RESULTS_MEASUREMENT, read_k6_summary, reconcile, result_point,
+                              summary_count, unused_testid)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("expected, stored, complete", [
+    (1200, 1200, True),
+    (1200, 1199, False),
+    (1200, 1250, False),  # more than k6 counted: another run's samples share the testid
+    (0, 0, True),
+    (None, 0, False),
+    (None, 500, False),
+])
+def test_reconcile(expected, stored, complete):
+    assert reconcile(expected, stored) == {"samples_expected": expected, "samples_stored": stored,
+                                           "metrics_complete": complete}
+
+
+def test_summary_count():
+    summary = {"metrics": {"http_reqs": {"count": 1234.0, "rate": 10.5}, "checks": {"passes": 3}}}
+    assert summary_count(summary, "http_reqs") == 1234
+    assert type(summary_count(summary, "http_reqs")) is int
+    assert summary_count(summary, "checks") is None
+    assert summary_count(summary, "iterations") is None
+    assert summary_count({}, "http_reqs") is None
+    assert summary_count({"metrics": None}, "http_reqs") is None
+    assert summary_count({"metrics": {"http_reqs": {"count": 0}}}, "http_reqs") == 0
+
+
+def test_read_k6_summary(tmp_path):
+    assert read_k6_summary(tmp_path / "missing.json") == {}
+    broken = tmp_path / "broken.json"
+    broken.write_text("{\"metrics\": ")  # k6 killed mid-write
+    assert read_k6_summary(broken) == {}
+    good = tmp_path / "summary.json"
+    good.write_text(json.dumps({"metrics": {"http_reqs": {"count": 3}}}))
+    assert summary_count(read_k6_summary(str(good)), "http_reqs") == 3
+
+
+def _stage(**overrides):
+    stage = {
+        "test_type": "load", "target": "demo", "profile": "quick", "dag_id": "perf_load",
+        "run_id": "manual__2026-03-01T12:00:00+00:00", "testid": "perf_load:manual__2026-03-01T12:00:00+00:00:try1",
+        "verdict": "warn", "report": "/r/report.html", "k6_exit_code": 0,
+        "checks": [{"name": "p95_ms", "op": "<", "threshold": 500.0, "warn": 300.0, "value": 412.5,
+                    "result": "warn"},
+                   {"name": "rps", "op": ">=", "threshold": 1.0, "warn": None, "value": None, "result": "fail",
+                    "reason": "no data"}],
+        "metrics": {"p95_ms": 412.5, "p99_ms": 800, "avg_ms": 120.25, "error_rate": 0, "rps": None,
+                    "checks_rate": 1, "requests": 1200, "vus_max": 20, "duration_s": 20.0,
+                    "samples_expected": 1200, "samples_stored": 1200, "metrics_complete": True},
+    }
+    stage.update(overrides)
+    return stage
+
+
+def test_result_point_tags_and_time():
+    logical_date = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    point = result_point(_stage(), logical_date)
+    assert point["measurement"] == RESULTS_MEASUREMENT == "perf_results"
+    assert point["tags"] == {"test_type": "load", "target": "demo", "dag_id": "perf_load",
+                             "run_id": "manual__2026-03-01T12:00:00+00:00"}
+    assert point["time"] == 1772366400000
+    assert point["time"] == (logical_date - EPOCH) // timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize("logical_date", [
+    datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=timezone.utc),
+    datetime(2026, 3, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),  # same instant, another zone
+])
+def test_result_point_time_is_the_logical_date_in_ms(logical_date):
+    point = result_point(_stage(), logical_date)
+    assert point["time"] == 1772366400123
+    assert point["time"] == (logical_date - EPOCH) // timedelta(milliseconds=1)
+
+
+def test_result_point_fields():
+    fields = result_point(_stage(), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    assert fields == {
+        "verdict": "warn", "testid": "perf_load:manual__2026-03-01T12:00:00+00:00:try1", "metrics_complete": True,
+        "report": "/r/report.html", "profile": "quick", "k6_exit_code": 0,
+        "checks_json": fields["checks_json"],
+        "p95_ms": 412.5, "p99_ms": 800.0, "avg_ms": 120.25, "error_rate": 0.0, "checks_rate": 1.0,
+        "requests": 1200.0, "vus_max": 20.0, "duration_s": 20.0, "samples_expected": 1200.0,
+        "samples_stored": 1200.0,
+    }
+    assert "rps" not in fields  # None is left out, never written as a different type
+    for name in METRIC_FIELDS + ("samples_expected", "samples_stored"):
+        if name in fields:
+            assert type(fields[name]) is float, name  # one type per field forever
+    assert type(fields["k6_exit_code"]) is int
+    assert fields["metrics_complete"] is True
+
+
+def test_result_point_checks_json_round_trips():
+    stage = _stage()
+    fields = result_point(stage, datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    assert json.loads(fields["checks_json"]) == stage["checks"]
+
+
+def test_result_point_defaults_for_a_crashed_run():
+    stage = _stage(k6_exit_code=None, report=None, profile=None, checks=[],
+                   metrics={"samples_expected": None, "samples_stored": 0, "metrics_complete": False})
+    fields = result_point(stage, datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    assert fields == {"verdict": "warn", "testid": stage["testid"], "metrics_complete": False, "report": "",
+                      "checks_json": "[]", "profile": "", "k6_exit_code": -1, "samples_stored": 0.0}
+
+
+class _FakeHook:
+    """Answers the http_reqs count query with a point for testids that already hold samples."""
+
+    def __init__(self, used):
+        self.used, self.asked = set(used), []
+
+    def query(self, query, params=None):
+        assert 'FROM "http_reqs"' in query and "$testid" in query
+        self.asked.append(params["testid"])
+        return [{"n": 10}] if params["testid"] in self.used else []
+
+
+def test_unused_testid_keeps_a_fresh_testid():
+    hook = _FakeHook(used=[])
+    assert unused_testid(hook, "perf_load:run:try1") == "perf_load:run:try1"
+    assert hook.asked == ["perf_load:run:try1"]
+
+
+def test_unused_testid_suffixes_a_cleared_rerun_of_the_same_try():
+    hook = _FakeHook(used=["perf_load:run:try1", "perf_load:run:try1.r2"])
+    assert unused_testid(hook, "perf_load:run:try1") == "perf_load:run:try1.r3"
+    assert hook.asked == ["perf_load:run:try1", "perf_load:run:try1.r2", "perf_load:run:try1.r3"]
