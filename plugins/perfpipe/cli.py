@@ -27,13 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perfpipe", description="k6 performance tests driven by Airflow")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one test type through its Airflow DAG and print the result")
-    run.add_argument("test_type", choices=TEST_TYPES)
+    run.add_argument("test_type", choices=TEST_TYPES + ("pipeline",),
+                     help="one test type, or `pipeline` for the whole decision tree")
     run.add_argument("--target", required=True, help="a target name from config/targets.yaml or a YAML file")
     run.add_argument("--profile", default="standard", choices=("quick", "standard"))
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a value for this run, e.g. vus=10, duration=30s, thresholds.p95_ms=300")
     run.add_argument("--logical-date", help="ISO date of the run (default: now); rerunning a date replaces "
                                             "its result")
+    run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
@@ -76,6 +78,8 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.targets import configured_targets, resolve_target
 
     params: dict[str, Any] = {"profile": args.profile, "overrides": parse_set_arguments(args.overrides)}
+    if args.test_type == "pipeline":
+        params["include_soak"] = args.include_soak
     if args.target in configured_targets():
         params["target"] = args.target
     else:
@@ -87,16 +91,21 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.errors import PerfpipeError
     from perfpipe.stage import prepare_plan
 
+    from perfpipe.pipeline import STAGES
+
+    stages = [args.test_type] if args.test_type != "pipeline" else \
+        [s for s in STAGES if s != "soak" or args.include_soak]
     try:
         params = params_from_args(args)
-        # Refuse bad input before Airflow starts a run: nothing is sent to the target.
-        prepare_plan(args.test_type, params)
+        # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target.
+        for stage in stages:
+            prepare_plan(stage, params)
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     logical_date = parse_logical_date(args.logical_date)
     dag = load_dag(f"perf_{args.test_type}")
     dag_run = run_dag(dag, params, logical_date)
-    return summarize(dag, dag_run, [args.test_type])
+    return summarize(dag, dag_run, stages, pipeline=args.test_type == "pipeline")
 
 
 def parse_logical_date(value: str | None) -> datetime:
@@ -136,21 +145,41 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
         raise CliError(f"invalid params: {exc}") from None
 
 
-def summarize(dag, dag_run, test_types: list[str]) -> dict[str, Any]:
-    """The run as one JSON-able object, from perf_results in InfluxDB and the task states."""
+def summarize(dag, dag_run, test_types: list[str], pipeline: bool = False) -> dict[str, Any]:
+    """The run as one JSON-able object, from perf_results (and perf_pipeline) in InfluxDB and the task states."""
     from perfpipe.errors import PerfpipeError
     from perfpipe.gates import FAIL, PASS, WARN
     from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.outcomes import read_conclusion
     from perfpipe.results import read_results
 
+    hook = InfluxDBHook()
     try:
-        points = read_results(InfluxDBHook(), dag.dag_id, dag_run.run_id)
+        points = read_results(hook, dag.dag_id, dag_run.run_id)
+        conclusion = read_conclusion(hook, dag.dag_id, dag_run.run_id) if pipeline else None
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     by_type = {p["test_type"]: p for p in points}
     stages = [stage_json(by_type[t]) for t in test_types if t in by_type]
-    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-    failed_tasks = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed", "TaskInstanceState.FAILED"))
+    failed_tasks = sorted(ti.task_id for ti in dag_run.get_task_instances()
+                          if str(getattr(ti.state, "value", ti.state)) in ("failed", "upstream_failed"))
+    if pipeline:
+        from perfpipe.pipeline import READY
+        from perfpipe.report import REPORT_FILE
+
+        if conclusion is None:
+            outcome, exit_code = "error", EXIT_ERROR  # no outcome reached: an infrastructure error
+        else:
+            outcome = conclusion["outcome"]
+            exit_code = EXIT_PASSED if outcome == READY else EXIT_GATE_FAILED
+        from perfpipe.paths import reports_root, safe_component
+
+        report = reports_root() / safe_component(dag.dag_id) / safe_component(dag_run.run_id) / REPORT_FILE
+        return {"dag_id": dag.dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state), "stages": stages,
+                "path": conclusion["path"] if conclusion else [s["test_type"] for s in stages],
+                "outcome": outcome, "explanation": (conclusion or {}).get("explanation"),
+                "evidence": (conclusion or {}).get("evidence", []), "report": str(report) if report.is_file() else None,
+                "failed_tasks": failed_tasks, "exit_code": exit_code}
     verdicts = [s["verdict"] for s in stages]
     if len(stages) < len(test_types) and not any(v == FAIL for v in verdicts):
         outcome, exit_code = "error", EXIT_ERROR  # a stage never produced a result: infrastructure
@@ -189,6 +218,10 @@ def print_table(result: dict[str, Any], out) -> None:
         lines += [f"    {c['result'].upper():5} {c['name']:12} {c['value']!s:>10} {c['op']} {c['threshold']}"
                   for c in stage["checks"]]
         lines.append(f"    report: {stage['report']}")
+    if result.get("explanation"):
+        lines.append(f"\n  {' -> '.join(result['path'])}\n  {result['explanation']}")
+    if result.get("report"):
+        lines.append(f"  pipeline report: {result['report']}")
     if result["failed_tasks"]:
         lines.append(f"\n  failed tasks: {', '.join(result['failed_tasks'])} (see the log above)")
     out.write("\n".join(lines) + "\n")

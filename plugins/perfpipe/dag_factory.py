@@ -78,10 +78,10 @@ def logical_date_of(context: dict[str, Any]) -> datetime:
     return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
 
 
-def add_test_stage(test_type: str, runtime: str | None = None):
-    """validate -> run_k6 -> evaluate -> record -> verdict for one test type, in the current DAG or TaskGroup.
+def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: bool = True):
+    """validate -> run_k6 -> evaluate -> record [-> verdict] for one test type, in the current DAG or TaskGroup.
 
-    Returns (first_task, last_task) so callers can chain stages.
+    Returns (first_task, last_task) so callers can chain stages. The pipeline replaces `verdict` by its gate.
     """
 
     @task(task_id="validate")
@@ -119,7 +119,7 @@ def add_test_stage(test_type: str, runtime: str | None = None):
     run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
     plan >> run_k6
     recorded = record(evaluate(plan, run_k6.output))
-    final = verdict(recorded)
+    final = verdict(recorded) if with_verdict else recorded
     return plan.operator, final.operator
 
 
@@ -164,3 +164,97 @@ def build_test_dag(test_type: str) -> DAG:
     ) as dag:
         add_test_stage(test_type)
     return dag
+
+
+def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
+    """The decision tree as one DAG: each stage's gate reads its result from InfluxDB and picks the next stage
+    or a remediation outcome (see perfpipe.pipeline). Remediations fail the run with their evidence."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import TaskGroup
+
+    from perfpipe import pipeline
+
+    params = perf_params()
+    params["include_soak"] = Param(False, type="boolean", description="run the (long) soak stage before ready")
+    with DAG(
+        dag_id=dag_id,
+        description="smoke -> load -> stress -> spike -> chaos -> (soak) -> ready, gated at every step",
+        schedule=schedule_for("pipeline"),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        params=params,
+        tags=["perfpipe", "pipeline"],
+        doc_md=pipeline.__doc__,
+        default_args={"owner": "perfpipe", "retries": 0},
+    ) as dag:
+        entries, gates = {}, {}
+        for stage in pipeline.STAGES:
+            with TaskGroup(stage):
+                entries[stage], recorded = add_test_stage(stage, with_verdict=False)
+            gates[stage] = gate_task(stage)
+            recorded >> gates[stage]
+        outcomes = {name: outcome_task(name) for name in pipeline.OUTCOMES}
+        for stage, gate in gates.items():
+            follower = pipeline.next_stage(stage, include_soak=True)
+            choices = [follower, pipeline.GATES[stage][1]] + ([pipeline.READY] if stage == "chaos" else [])
+            for choice in choices:
+                target_id = pipeline.branch_task_id(stage, choice)
+                if choice in entries:
+                    gate >> entries[choice]
+                elif target_id == choice:
+                    gate >> outcomes[choice]
+                else:
+                    gate >> EmptyOperator(task_id=target_id) >> outcomes[choice]
+        # A teardown: it runs whatever happened and never decides the run's state (the outcomes do).
+        report = pipeline_report_task().as_teardown()
+        list(outcomes.values()) >> report
+    return dag
+
+
+def gate_task(stage: str):
+    from airflow.sdk import task as task_decorator
+
+    from perfpipe import pipeline
+
+    @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{pipeline.GATES[stage][0]}**")
+    def gate(**context: Any) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from perfpipe.hooks.influxdb import InfluxDBHook
+        from perfpipe.results import read_results
+
+        results = {p["test_type"]: p for p in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
+        try:
+            choice = pipeline.decide(stage, results.get(stage), bool(context["params"].get("include_soak")))
+        except pipeline.InconclusiveStage as exc:
+            raise AirflowFailException(f"infrastructure, not a verdict: {exc}") from None
+        return pipeline.branch_task_id(stage, choice)
+
+    return gate()
+
+
+def outcome_task(outcome: str):
+    from airflow.sdk import TriggerRule
+    from airflow.sdk import task as task_decorator
+
+    @task_decorator(task_id=outcome, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def record_outcome(**context: Any) -> dict[str, Any]:
+        from perfpipe.outcomes import conclude
+
+        return conclude(outcome, context["dag"].dag_id, context["run_id"], logical_date_of(context))
+
+    return record_outcome()
+
+
+def pipeline_report_task():
+    from airflow.sdk import TriggerRule
+    from airflow.sdk import task as task_decorator
+
+    @task_decorator(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
+    def report(**context: Any) -> str:
+        from perfpipe.report import write_pipeline_report
+
+        return str(write_pipeline_report(context["dag"].dag_id, context["run_id"]))
+
+    return report()

@@ -102,6 +102,9 @@ def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any
         "profile": stage.get("profile") or "",
         "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else -1),
     }
+    for key in ("started_at", "ended_at"):  # the load window: for charts, links and overlap checks
+        if stage.get(key):
+            fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(stage[key]).timestamp() * 1000))
     for name in METRIC_FIELDS + ("samples_expected", "samples_stored"):
         value = stage["metrics"].get(name)
         if value is not None:
