@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # k6 exit codes that still leave a measurable run behind: 0 ok, 99 the script's own thresholds crossed.
 MEASURABLE_EXIT_CODES = (0, 99)
+# k6 stopped from outside (SIGTERM/SIGINT, e.g. `perfpipe stop`): it still wrote its summary.
+EXIT_EXTERNAL_ABORT = 105
 
 
 def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str, str, str, Path]:
@@ -70,6 +72,7 @@ class K6Operator(BaseOperator):
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
         self._process = None
+        self._running: dict[str, Any] = {}
 
     def execute(self, context: dict[str, Any]) -> dict[str, Any]:
         from perfpipe.config import run_timeout_s
@@ -77,24 +80,47 @@ class K6Operator(BaseOperator):
         from perfpipe.stage import local_invocation
         from perfpipe.targets import resolve_header_values
 
-        plan, _dag_id, _run_id, testid, report_dir = stage_context(context, self.plan_task_id)
+        plan, dag_id, run_id, testid, report_dir = stage_context(context, self.plan_task_id)
         headers = resolve_header_values(plan["target"].get("headers") or {})
         invocation = local_invocation(plan, testid=testid, report_dir=report_dir, headers=headers)
         log.info("%s test against %s (%s), testid %s, about %.0fs", plan["test_type"], plan["target"]["name"],
                  plan["target"]["base_url"], testid, plan["expected_duration_s"])
         started = datetime.now(timezone.utc)
         self._process = LocalK6Process(invocation, report_dir / LOG_FILE, timeout_s=run_timeout_s(plan))
+        self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,
+                         "dag_id": dag_id, "run_id": run_id, "context": context}
         outcome = self._process.run()
-        log.info("k6 exited with code %s after %.1fs", outcome.exit_code, outcome.duration_s)
-        check_exit_code(outcome.exit_code, outcome.aborted, report_dir / LOG_FILE)
+        aborted = outcome.aborted or outcome.exit_code == EXIT_EXTERNAL_ABORT
+        log.info("k6 exited with code %s after %.1fs%s", outcome.exit_code, outcome.duration_s,
+                 " (stopped before the end)" if aborted else "")
+        check_exit_code(outcome.exit_code, aborted, report_dir / LOG_FILE)
         return run_result(testid=testid, report_dir=report_dir, exit_code=outcome.exit_code, started=started,
-                          aborted=outcome.aborted, timed_out=outcome.timed_out,
+                          aborted=aborted, timed_out=outcome.timed_out,
                           test_duration_s=_test_duration(report_dir, outcome.duration_s))
 
     def on_kill(self) -> None:
-        if self._process is not None:
-            log.warning("task killed: stopping k6 (pid %s) and its process group", self._process.pid)
-            self._process.stop()
+        """Airflow stops the task (mark failed, timeout, SIGTERM): end k6 gracefully, record the stage aborted."""
+        if self._process is None:
+            return
+        log.warning("task killed: stopping k6 (pid %s) and its process group", self._process.pid)
+        self._process.stop()
+        record_aborted(self._running)
+
+
+def record_aborted(running: dict[str, Any]) -> None:
+    """Best effort: an `aborted` perf_results point with whatever k6 measured before it was stopped."""
+    if not running:
+        return
+    from perfpipe.dag_factory import logical_date_of
+    from perfpipe.stage import evaluate_stage, record_stage
+
+    try:
+        run = run_result(testid=running["testid"], report_dir=running["report_dir"], exit_code=EXIT_EXTERNAL_ABORT,
+                         started=running["started"], aborted=True, timed_out=False, test_duration_s=None)
+        stage = evaluate_stage(running["plan"], run, dag_id=running["dag_id"], run_id=running["run_id"])
+        record_stage(stage, logical_date_of(running["context"]))
+    except Exception:  # the kill must still complete; the task log says what could not be recorded
+        log.exception("could not record the aborted stage")
 
 
 def _test_duration(report_dir: Path, wall_s: float) -> float:
