@@ -31,6 +31,8 @@ _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _OPS_PASS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
              ">=": lambda a, b: a >= b}
+_RELATIVE_RE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
+_CHECK_KEYS = {"metric", "op", "threshold", "warn", "weight", "key", "baseline_runs"}
 _THRESHOLD_EXPR_RE = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -188,8 +190,8 @@ def parse_compact_stages(text: str, field: str) -> list[dict]:
 
 
 def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: str) -> None:
-    if not parts or parts[0] not in GATE_METRICS:
-        raise InputError(field, f"unknown metric (known: {', '.join(GATE_METRICS)})")
+    if not parts or (parts[0] not in GATE_METRICS and parts[0] not in gates):
+        raise InputError(field, f"unknown metric (known: {', '.join(GATE_METRICS)}, or a configured check name)")
     metric = parts[0]
     existing = gates.get(metric)
     if isinstance(existing, str):  # the '< 500' form from gates.yaml
@@ -208,10 +210,10 @@ def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: 
         else:
             check["threshold"] = value
             check.pop("warn", None)  # a warn level tuned for the old threshold would now mislead
-    elif len(parts) == 2 and parts[1] in ("op", "threshold", "warn"):
+    elif len(parts) == 2 and parts[1] in ("op", "threshold", "warn", "weight", "key", "baseline_runs"):
         check[parts[1]] = value
     else:
-        raise InputError(field, "expected thresholds.<metric>[.op|.threshold|.warn]")
+        raise InputError(field, "expected thresholds.<check>[.op|.threshold|.warn|.weight|.key|.baseline_runs]")
     gates[metric] = check
 
 
@@ -223,14 +225,18 @@ def default_op(metric: str) -> str:
 
 
 def validate_gates(gates: dict, field: str) -> dict[str, dict]:
-    """Normalise and validate gate checks: {metric: {op, threshold, warn?}}."""
+    """Normalise and validate gate checks: {name: {op, threshold, warn?, metric?, weight?, key?, baseline_runs?}}.
+
+    `threshold`/`warn` are numbers (absolute) or percentages like "+10%" (relative to the baseline: the median
+    of the last `baseline_runs` passing runs of the same test type and target). `metric` defaults to the name;
+    `weight` (default 1) counts in the gate's score; a failed `key` check (the default) fails the gate.
+    Defaults are left out of the normalised form.
+    """
     if not isinstance(gates, dict):
-        raise InputError(field, "expected a mapping of metric -> check")
+        raise InputError(field, "expected a mapping of check name -> check")
     clean: dict[str, dict] = {}
-    for metric, spec in gates.items():
-        where = f"{field}.{metric}"
-        if metric not in GATE_METRICS:
-            raise InputError(where, f"unknown metric (known: {', '.join(GATE_METRICS)})")
+    for name, spec in gates.items():
+        where = f"{field}.{name}"
         if isinstance(spec, str):
             match = _THRESHOLD_EXPR_RE.match(spec)
             if not match:
@@ -238,20 +244,60 @@ def validate_gates(gates: dict, field: str) -> dict[str, dict]:
             spec = {"op": match.group(1), "threshold": float(match.group(2))}
         if not isinstance(spec, dict):
             raise InputError(where, f"expected {{op, threshold, warn}}, got {spec!r}")
-        unknown = set(spec) - {"op", "threshold", "warn"}
+        unknown = set(spec) - _CHECK_KEYS
         if unknown:
-            raise InputError(where, f"unknown keys {sorted(unknown)}")
+            raise InputError(where, f"unknown keys {sorted(unknown)} (known: {', '.join(sorted(_CHECK_KEYS))})")
+        metric = spec.get("metric", name)
+        if metric not in GATE_METRICS:
+            raise InputError(where if "metric" not in spec else f"{where}.metric",
+                             f"unknown metric (known: {', '.join(GATE_METRICS)})")
         op = spec.get("op", default_op(metric))
         if op not in GATE_OPS:
             raise InputError(f"{where}.op", f"must be one of {' '.join(GATE_OPS)}, got {op!r}")
-        check = {"op": op, "threshold": _number(spec.get("threshold"), f"{where}.threshold")}
+        check: dict[str, Any] = {"op": op}
+        if metric != name:
+            check["metric"] = metric
+        relative = _relative(spec.get("threshold"), f"{where}.threshold")
+        if relative is not None:
+            check["relative"] = relative
+            check["threshold"] = None
+            runs = spec.get("baseline_runs", 5)
+            check["baseline_runs"] = _int_in(runs, f"{where}.baseline_runs", 1, 100)
+        else:
+            check["threshold"] = _number(spec.get("threshold"), f"{where}.threshold")
         if spec.get("warn") is not None:
-            check["warn"] = _number(spec["warn"], f"{where}.warn")
-            if not _OPS_PASS[op](check["warn"], check["threshold"]) and check["warn"] != check["threshold"]:
-                raise InputError(f"{where}.warn", f"{check['warn']:g} must be on the passing side of "
-                                                  f"{op} {check['threshold']:g}, or it can never warn")
-        clean[metric] = check
+            if relative is not None:
+                warn = _relative(spec["warn"], f"{where}.warn")
+                if warn is None:
+                    raise InputError(f"{where}.warn", "a relative threshold needs a relative warn, e.g. '+5%'")
+                check["warn_relative"], limit, level = warn, relative, warn
+            else:
+                check["warn"] = level = _number(spec["warn"], f"{where}.warn")
+                limit = check["threshold"]
+            if not _OPS_PASS[op](level, limit) and level != limit:
+                raise InputError(f"{where}.warn", f"{spec['warn']} must be on the passing side of "
+                                                  f"{op} {spec['threshold']}, or it can never warn")
+        if spec.get("weight", 1) != 1:
+            weight = spec["weight"]
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+                raise InputError(f"{where}.weight", f"expected a positive number, got {weight!r}")
+            check["weight"] = float(weight)
+        if spec.get("key", True) is not True:
+            if spec["key"] is not False:
+                raise InputError(f"{where}.key", f"expected true or false, got {spec['key']!r}")
+            check["key"] = False
+        clean[name] = check
     return clean
+
+
+def _relative(value: Any, field: str) -> float | None:
+    """'+10%' -> 10.0; numbers -> None (absolute); anything else is refused."""
+    if isinstance(value, str):
+        match = _RELATIVE_RE.match(value)
+        if not match:
+            raise InputError(field, f"expected a number or a percentage like '+10%', got {value!r}")
+        return float(match.group(1))
+    return None
 
 
 def _number(value: Any, field: str) -> float:

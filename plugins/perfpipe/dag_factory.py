@@ -101,7 +101,8 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
     def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
         from perfpipe.stage import evaluate_stage
 
-        return evaluate_stage(plan, run, dag_id=context["dag"].dag_id, run_id=context["run_id"])
+        return evaluate_stage(plan, run, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                              logical_date=logical_date_of(context))
 
     @task(task_id="record")
     def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:

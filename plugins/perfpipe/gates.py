@@ -1,7 +1,10 @@
 """Gate evaluation: measured metrics vs checks -> pass / warn / fail / inconclusive, with every check's evidence.
 
 Pure logic; no I/O. A check `{op: "<", threshold: 500, warn: 300}` passes below 300, warns from 300 to 500 and
-fails at 500 or more. Incomplete metrics never pass: the verdict is `inconclusive`.
+fails at 500 or more. A relative check (`threshold: "+10%"`) compares with a baseline value; without a baseline it
+is `skipped`, never passed. Like Keptn's quality gates, checks carry a weight and a key flag: a failed key check
+fails the gate; the weighted score (pass 1, warn 0.5, fail 0; skipped checks left out) must reach SCORE_PASS to
+pass and SCORE_WARN not to fail. Incomplete metrics never pass: the verdict is `inconclusive`.
 """
 
 from __future__ import annotations
@@ -9,13 +12,24 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-PASS, WARN, FAIL, INCONCLUSIVE, ABORTED = "pass", "warn", "fail", "inconclusive", "aborted"
+PASS, WARN, FAIL, SKIPPED, INCONCLUSIVE, ABORTED = "pass", "warn", "fail", "skipped", "inconclusive", "aborted"
+SCORE_PASS, SCORE_WARN = 90.0, 75.0
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_POINTS = {PASS: 1.0, WARN: 0.5, FAIL: 0.0}
 
 
-def evaluate_check(metric: str, check: dict, value: float | None) -> dict[str, Any]:
-    op, threshold, warn = check["op"], check["threshold"], check.get("warn")
-    row = {"name": metric, "op": op, "threshold": threshold, "warn": warn, "value": value}
+def evaluate_check(name: str, check: dict, value: float | None, baseline: float | None = None) -> dict[str, Any]:
+    op, threshold, warn = check["op"], check.get("threshold"), check.get("warn")
+    row: dict[str, Any] = {"name": name, "metric": check.get("metric", name), "op": op, "threshold": threshold,
+                           "warn": warn, "weight": check.get("weight", 1.0), "key": check.get("key", True),
+                           "value": value}
+    if "relative" in check:
+        row.update(relative=f"{check['relative']:+g}%", baseline=baseline)
+        if baseline is None:
+            return {**row, "result": SKIPPED, "reason": "no baseline yet (no earlier passing run)"}
+        threshold = row["threshold"] = round(baseline * (1 + check["relative"] / 100), 6)
+        if "warn_relative" in check:
+            warn = row["warn"] = round(baseline * (1 + check["warn_relative"] / 100), 6)
     if value is None:
         return {**row, "result": FAIL, "reason": "no data"}
     if not _OPS[op](value, threshold):
@@ -25,26 +39,40 @@ def evaluate_check(metric: str, check: dict, value: float | None) -> dict[str, A
     return {**row, "result": PASS}
 
 
+def score(checks: list[dict]) -> float | None:
+    """Weighted score in percent over the checks that were evaluated (None when none were)."""
+    rated = [c for c in checks if c["result"] in _POINTS]
+    total = sum(c["weight"] for c in rated)
+    if not total:
+        return None
+    return round(100 * sum(c["weight"] * _POINTS[c["result"]] for c in rated) / total, 1)
+
+
 def evaluate_gate(metrics: dict[str, Any], gates: dict[str, dict], *, metrics_complete: bool,
-                  k6_thresholds_ok: bool = True, aborted: bool = False) -> tuple[str, list[dict]]:
-    """All checks of a gate and the verdict they add up to."""
-    checks = [evaluate_check(metric, check, metrics.get(metric)) for metric, check in gates.items()]
+                  k6_thresholds_ok: bool = True, aborted: bool = False,
+                  baselines: dict[str, float | None] | None = None) -> tuple[str, list[dict], float | None]:
+    """All checks of a gate, the verdict they add up to and the gate's score."""
+    baselines = baselines or {}
+    checks = [evaluate_check(name, check, metrics.get(check.get("metric", name)), baselines.get(name))
+              for name, check in gates.items()]
     if not k6_thresholds_ok:
         # The user's own k6 script declared thresholds and k6 reported them crossed (exit 99).
-        checks.append({"name": "k6_thresholds", "op": "==", "threshold": "ok", "warn": None,
-                       "value": "crossed", "result": FAIL})
-    results = {c["result"] for c in checks}
+        checks.append({"name": "k6_thresholds", "metric": "k6_thresholds", "op": "==", "threshold": "ok",
+                       "warn": None, "weight": 1.0, "key": True, "value": "crossed", "result": FAIL})
+    total = score(checks)
+    key_failed = any(c["result"] == FAIL and c["key"] for c in checks)
+    soft_failed = any(c["result"] in (FAIL, WARN) for c in checks)
     if aborted:
         verdict = ABORTED
     elif not metrics_complete:
         verdict = INCONCLUSIVE
-    elif FAIL in results:
+    elif key_failed or (total is not None and total < SCORE_WARN):
         verdict = FAIL
-    elif WARN in results:
+    elif soft_failed or (total is not None and total < SCORE_PASS):
         verdict = WARN
     else:
         verdict = PASS
-    return verdict, checks
+    return verdict, checks, total
 
 
 def failed_checks(checks: list[dict]) -> list[dict]:

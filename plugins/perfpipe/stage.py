@@ -18,7 +18,7 @@ from perfpipe.hooks.influxdb import InfluxDBHook
 from perfpipe.k6.command import K6Invocation, build_invocation, k6_binary, script_for, write_run_config
 from perfpipe.k6.runner import validate_script
 from perfpipe.paths import scripts_dir, stage_report_dir
-from perfpipe.results import collect_metrics, read_k6_summary, read_results, store_result
+from perfpipe.results import baseline_values, collect_metrics, read_k6_summary, read_results, store_result
 from perfpipe.targets import check_target_allowed, k6_blocked_networks, resolve_header_values, resolve_target
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,23 @@ def report_dir_for(dag_id: str, run_id: str, test_type: str) -> Path:
     return stage_report_dir(dag_id, run_id, test_type)
 
 
-def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, run_id: str) -> dict[str, Any]:
-    """Measure the run from InfluxDB, reconcile counts and apply the gate."""
+def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, run_id: str,
+                   logical_date: datetime) -> dict[str, Any]:
+    """Measure the run from InfluxDB, reconcile counts, fetch baselines and apply the gate."""
     hook = InfluxDBHook()
     summary = read_k6_summary(run["summary"])
     duration_s = run.get("test_duration_s") or None
     metrics = collect_metrics(hook, run["testid"], summary, duration_s)
     if not summary:
         log.error("k6 wrote no summary (%s): request count cannot be reconciled", run["summary"])
-    verdict, checks = evaluate_gate(metrics, plan["gates"], metrics_complete=metrics["metrics_complete"],
-                                    k6_thresholds_ok=run.get("exit_code") != 99, aborted=run.get("aborted", False))
+    baselines = baseline_values(hook, plan["test_type"], plan["target"]["name"], plan["gates"], logical_date)
+    verdict, checks, score = evaluate_gate(
+        metrics, plan["gates"], metrics_complete=metrics["metrics_complete"],
+        k6_thresholds_ok=run.get("exit_code") != 99, aborted=run.get("aborted", False), baselines=baselines)
     stage = {
         "test_type": plan["test_type"], "target": plan["target"]["name"], "profile": plan["profile"],
         "dag_id": dag_id, "run_id": run_id, "testid": run["testid"], "verdict": verdict,
-        "metrics": metrics, "checks": checks, "report": run.get("report") or "",
+        "score": score, "metrics": metrics, "checks": checks, "report": run.get("report") or "",
         "summary": run.get("summary") or "", "k6_exit_code": run.get("exit_code"),
         "started_at": run.get("started_at"), "ended_at": run.get("ended_at"),
     }
@@ -97,14 +100,15 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
 
 def log_stage(stage: dict[str, Any]) -> None:
     m = stage["metrics"]
-    log.info("%s on %s: verdict %s | p95 %s ms, p99 %s ms, errors %s, %s req/s, %s requests, peak %s VUs",
-             stage["test_type"], stage["target"], stage["verdict"].upper(), m.get("p95_ms"), m.get("p99_ms"),
+    log.info("%s on %s: verdict %s (score %s) | p95 %s ms, p99 %s ms, errors %s, %s req/s, %s requests, peak %s VUs",
+             stage["test_type"], stage["target"], stage["verdict"].upper(), stage.get("score"), m.get("p95_ms"), m.get("p99_ms"),
              m.get("error_rate"), m.get("rps"), m.get("requests"), m.get("vus_max"))
     log.info("samples: k6 counted %s requests, InfluxDB stored %s -> metrics_complete=%s",
              m.get("samples_expected"), m.get("samples_stored"), m.get("metrics_complete"))
     for check in stage["checks"]:
-        log.info("  check %-12s %s %-8s warn %-8s value %-10s -> %s", check["name"], check["op"],
-                 check["threshold"], check.get("warn"), check["value"], check["result"].upper())
+        baseline = f" (baseline {check['baseline']} {check['relative']})" if "relative" in check else ""
+        log.info("  check %-16s %s %-8s warn %-8s value %-10s -> %s%s", check["name"], check["op"],
+                 check["threshold"], check.get("warn"), check["value"], check["result"].upper(), baseline)
     if stage.get("report"):
         log.info("k6 HTML report: %s", stage["report"])
 

@@ -243,14 +243,14 @@ def test_threshold_override_unknown_metric_is_refused(key):
         _gates_after({key: 300})
     assert exc.value.field == f"overrides.{key}"
     assert str(exc.value).startswith(f"overrides.{key}: unknown metric (known: p95_ms, p99_ms, avg_ms, error_rate, "
-                                     f"rps, checks_rate, requests)")
+                                     f"rps, checks_rate, requests, or a configured check name)")
 
 
 def test_threshold_override_unknown_subkey_is_refused():
     with pytest.raises(InputError) as exc:
         _gates_after({"thresholds.p95_ms.limit": 300})
     assert str(exc.value) == ("overrides.thresholds.p95_ms.limit: "
-                              "expected thresholds.<metric>[.op|.threshold|.warn]")
+                              "expected thresholds.<check>[.op|.threshold|.warn|.weight|.key|.baseline_runs]")
 
 
 def test_set_threshold_off_from_the_cli_removes_the_check():
@@ -440,9 +440,9 @@ def test_validate_gates_normalises_string_and_mapping_forms():
     ({"p95_ms": "less than 5"}, "thresholds.load.p95_ms: cannot parse 'less than 5'; expected e.g. '< 500'"),
     ({"p95_ms": "== 5"}, "thresholds.load.p95_ms: cannot parse '== 5'; expected e.g. '< 500'"),
     ({"p95_ms": {"op": "==", "threshold": 5}}, "thresholds.load.p95_ms.op: must be one of < <= > >=, got '=='"),
-    ({"p95_ms": {"threshold": 5, "limit": 3}}, "thresholds.load.p95_ms: unknown keys ['limit']"),
+    ({"p95_ms": {"threshold": 5, "limit": 3}}, "thresholds.load.p95_ms: unknown keys ['limit'] (known: baseline_runs, key, metric, op, threshold, warn, weight)"),
     ({"p95_ms": {"op": "<"}}, "thresholds.load.p95_ms.threshold: expected a number, got None"),
-    ({"p95_ms": {"threshold": "5"}}, "thresholds.load.p95_ms.threshold: expected a number, got '5'"),
+    ({"p95_ms": {"threshold": "5"}}, "thresholds.load.p95_ms.threshold: expected a number or a percentage like '+10%', got '5'"),
     ({"p95_ms": {"threshold": True}}, "thresholds.load.p95_ms.threshold: expected a number, got True"),
     ({"p95_ms": {"threshold": 5, "warn": "3"}}, "thresholds.load.p95_ms.warn: expected a number, got '3'"),
     ({"p95_ms": 500}, "thresholds.load.p95_ms: expected {op, threshold, warn}, got 500"),
@@ -454,7 +454,7 @@ def test_validate_gates_errors_name_the_field(gates, message):
 
 
 def test_validate_gates_needs_a_mapping():
-    with pytest.raises(InputError, match=r"^thresholds\.load: expected a mapping of metric -> check$"):
+    with pytest.raises(InputError, match=r"^thresholds\.load: expected a mapping of check name -> check$"):
         validate_gates(["p95_ms"], "thresholds.load")
 
 

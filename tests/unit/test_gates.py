@@ -16,7 +16,8 @@ from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, PASS, WARN, evaluate_che
 ])
 def test_check_without_warn(op, threshold, value, result):
     row = evaluate_check("m", {"op": op, "threshold": threshold}, value)
-    assert row == {"name": "m", "op": op, "threshold": threshold, "warn": None, "value": value, "result": result}
+    assert row == {"name": "m", "metric": "m", "op": op, "threshold": threshold, "warn": None, "weight": 1.0,
+                   "key": True, "value": value, "result": result}
 
 
 @pytest.mark.parametrize("op, threshold, warn, value, result", [
@@ -33,8 +34,8 @@ def test_check_without_warn(op, threshold, value, result):
 ])
 def test_check_with_warn_band(op, threshold, warn, value, result):
     row = evaluate_check("p95_ms", {"op": op, "threshold": threshold, "warn": warn}, value)
-    assert row == {"name": "p95_ms", "op": op, "threshold": threshold, "warn": warn, "value": value,
-                   "result": result}
+    assert row == {"name": "p95_ms", "metric": "p95_ms", "op": op, "threshold": threshold, "warn": warn,
+                   "weight": 1.0, "key": True, "value": value, "result": result}
 
 
 @pytest.mark.parametrize("check", [{"op": "<", "threshold": 500}, {"op": ">=", "threshold": 0, "warn": 1}])
@@ -67,24 +68,26 @@ FAILING = {"p95_ms": 400, "error_rate": 0.5}
     (FAILING, False, True, ABORTED),  # aborted beats everything
 ])
 def test_verdict_precedence(metrics, complete, aborted, verdict):
-    result, checks = evaluate_gate(metrics, GATES, metrics_complete=complete, aborted=aborted)
+    result, checks, _score = evaluate_gate(metrics, GATES, metrics_complete=complete, aborted=aborted)
     assert result == verdict
     assert [c["name"] for c in checks] == ["p95_ms", "error_rate"]  # every check kept as evidence
 
 
 def test_checks_carry_the_evidence():
-    _, checks = evaluate_gate(WARNING, GATES, metrics_complete=True)
+    _, checks, _score = evaluate_gate(WARNING, GATES, metrics_complete=True)
     assert checks == [
-        {"name": "p95_ms", "op": "<", "threshold": 500, "warn": 300, "value": 400, "result": WARN},
-        {"name": "error_rate", "op": "<", "threshold": 0.01, "warn": None, "value": 0.0, "result": PASS},
+        {"name": "p95_ms", "metric": "p95_ms", "op": "<", "threshold": 500, "warn": 300, "weight": 1.0,
+         "key": True, "value": 400, "result": WARN},
+        {"name": "error_rate", "metric": "error_rate", "op": "<", "threshold": 0.01, "warn": None, "weight": 1.0,
+         "key": True, "value": 0.0, "result": PASS},
     ]
 
 
 def test_crossed_k6_thresholds_add_a_failing_check():
-    verdict, checks = evaluate_gate(PASSING, GATES, metrics_complete=True, k6_thresholds_ok=False)
+    verdict, checks, _score = evaluate_gate(PASSING, GATES, metrics_complete=True, k6_thresholds_ok=False)
     assert verdict == FAIL
-    assert checks[-1] == {"name": "k6_thresholds", "op": "==", "threshold": "ok", "warn": None,
-                          "value": "crossed", "result": FAIL}
+    assert checks[-1] == {"name": "k6_thresholds", "metric": "k6_thresholds", "op": "==", "threshold": "ok",
+                          "warn": None, "weight": 1.0, "key": True, "value": "crossed", "result": FAIL}
     assert [c["name"] for c in failed_checks(checks)] == ["k6_thresholds"]
 
 
@@ -94,9 +97,45 @@ def test_crossed_k6_thresholds_still_lose_to_inconclusive_and_aborted():
 
 
 def test_empty_gate_passes_when_complete():
-    assert evaluate_gate({}, {}, metrics_complete=True) == (PASS, [])
+    assert evaluate_gate({}, {}, metrics_complete=True) == (PASS, [], None)
 
 
 def test_failed_checks_filters_failures_only():
-    _, checks = evaluate_gate(FAILING, GATES, metrics_complete=True)
+    _, checks, _score = evaluate_gate(FAILING, GATES, metrics_complete=True)
     assert failed_checks(checks) == [checks[1]]
+
+
+# ------------------------------------------------------------------------------ baselines, weights, key, score
+
+RELATIVE = {"op": "<=", "threshold": None, "relative": 10.0, "warn_relative": 5.0, "baseline_runs": 5}
+
+
+@pytest.mark.parametrize("value, result", [(100.0, PASS), (105.0, PASS), (107.0, WARN), (110.0, WARN),
+                                           (110.1, FAIL), (150.0, FAIL)])
+def test_relative_check_against_baseline(value, result):
+    row = evaluate_check("p95_vs_baseline", dict(RELATIVE, metric="p95_ms"), value, baseline=100.0)
+    assert row["result"] == result
+    assert row["threshold"] == pytest.approx(110.0) and row["warn"] == pytest.approx(105.0)
+    assert row["baseline"] == 100.0 and row["relative"] == "+10%" and row["metric"] == "p95_ms"
+
+
+def test_relative_check_without_baseline_is_skipped_not_passed():
+    verdict, checks, score = evaluate_gate({"p95_ms": 999.0}, {"p95_ms": RELATIVE}, metrics_complete=True,
+                                           baselines={"p95_ms": None})
+    assert checks[0]["result"] == "skipped" and "baseline" in checks[0]["reason"]
+    assert score is None and verdict == PASS
+
+
+def test_failed_key_check_fails_the_gate_but_a_soft_one_only_warns():
+    gates = {"p95_ms": {"op": "<", "threshold": 500, "weight": 3.0},
+             "avg_ms": {"op": "<", "threshold": 1, "key": False}}
+    verdict, checks, score = evaluate_gate({"p95_ms": 100, "avg_ms": 5}, gates, metrics_complete=True)
+    assert verdict == WARN and score == 75.0  # 3 of 4 weight units passed
+    verdict, _, score = evaluate_gate({"p95_ms": 600, "avg_ms": 0.5}, gates, metrics_complete=True)
+    assert verdict == FAIL and score == 25.0
+
+
+def test_low_score_fails_even_without_a_key_check():
+    gates = {m: {"op": "<", "threshold": 1, "key": False} for m in ("p95_ms", "p99_ms", "avg_ms")}
+    verdict, _, score = evaluate_gate({"p95_ms": 0.5, "p99_ms": 5, "avg_ms": 5}, gates, metrics_complete=True)
+    assert score == pytest.approx(33.3) and verdict == FAIL

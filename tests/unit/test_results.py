@@ -15,7 +15,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @pytest.mark.parametrize("expected, stored, complete", [
     (1200, 1200, True),
-    (1200, 1199, False),
+    (1200, 1199, True),  # a same-nanosecond collision InfluxDB merged: within the allowance of 3
+    (1200, 1197, True),
+    (1200, 1196, False),  # beyond the allowance: lost samples
+    (1_000_000, 999_900, True),  # 0.01 %
+    (1_000_000, 999_899, False),
+    (1200, 600, False),
     (1200, 1250, False),  # more than k6 counted: another run's samples share the testid
     (0, 0, True),
     (None, 0, False),
@@ -88,7 +93,7 @@ def test_result_point_fields():
     fields = result_point(_stage(), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
     assert fields == {
         "verdict": "warn", "testid": "perf_load:manual__2026-03-01T12:00:00+00:00:try1", "metrics_complete": True,
-        "report": "/r/report.html", "profile": "quick", "k6_exit_code": 0,
+        "report": "/r/report.html", "profile": "quick", "k6_exit_code": 0, "score": -1.0,
         "checks_json": fields["checks_json"],
         "p95_ms": 412.5, "p99_ms": 800.0, "avg_ms": 120.25, "error_rate": 0.0, "checks_rate": 1.0,
         "requests": 1200.0, "vus_max": 20.0, "duration_s": 20.0, "samples_expected": 1200.0,
@@ -113,7 +118,7 @@ def test_result_point_defaults_for_a_crashed_run():
                    metrics={"samples_expected": None, "samples_stored": 0, "metrics_complete": False})
     fields = result_point(stage, datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
     assert fields == {"verdict": "warn", "testid": stage["testid"], "metrics_complete": False, "report": "",
-                      "checks_json": "[]", "profile": "", "k6_exit_code": -1, "samples_stored": 0.0}
+                      "checks_json": "[]", "profile": "", "k6_exit_code": -1, "score": -1.0, "samples_stored": 0.0}
 
 
 class _FakeHook:

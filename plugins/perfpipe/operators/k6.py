@@ -117,8 +117,10 @@ def record_aborted(running: dict[str, Any]) -> None:
     try:
         run = run_result(testid=running["testid"], report_dir=running["report_dir"], exit_code=EXIT_EXTERNAL_ABORT,
                          started=running["started"], aborted=True, timed_out=False, test_duration_s=None)
-        stage = evaluate_stage(running["plan"], run, dag_id=running["dag_id"], run_id=running["run_id"])
-        record_stage(stage, logical_date_of(running["context"]))
+        logical_date = logical_date_of(running["context"])
+        stage = evaluate_stage(running["plan"], run, dag_id=running["dag_id"], run_id=running["run_id"],
+                               logical_date=logical_date)
+        record_stage(stage, logical_date)
     except Exception:  # the kill must still complete; the task log says what could not be recorded
         log.exception("could not record the aborted stage")
 
