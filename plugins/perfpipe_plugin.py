@@ -3,6 +3,10 @@
 
 from airflow.plugins_manager import AirflowPlugin
 
+from perfpipe.operators.links import GrafanaRunLink
+
 
 class PerfpipePlugin(AirflowPlugin):
     name = "perfpipe"
+    # Known to the API server, so the k6 tasks' "Grafana: k6 run" button can be shown.
+    operator_extra_links = [GrafanaRunLink()]

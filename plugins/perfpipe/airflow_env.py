@@ -23,7 +23,10 @@ def configure() -> Path:
 
 
 def ensure_db() -> None:
-    """Create or upgrade the metadata database (idempotent; fast when it is already current)."""
+    """Create or upgrade the metadata database and the per-target pools (idempotent)."""
     from airflow.utils import db
 
+    from perfpipe.pools import sync_pools
+
     db.initdb()
+    sync_pools()

@@ -1,10 +1,21 @@
 """`perfpipe` command line.
 
-    perfpipe run <test_type> --target NAME|FILE.yaml [--profile quick|standard] [--set key=value ...] [--json]
+    perfpipe run <test_type|pipeline> --target NAME|FILE.yaml [--profile quick|standard] [--set key=value ...]
+                 [--logical-date ISO] [--json] [--airflow-url URL [--airflow-user U --airflow-password P |
+                 --airflow-token T]]
+    perfpipe stop RUN_ID [--dag-id perf_pipeline] [--airflow-url URL ...]
+    perfpipe status [--json]
 
-Runs the perf_<test_type> DAG in-process (Airflow's dag.test on the embedded local Airflow) and prints the result.
-Exit codes: 0 every gate passed (warn counts as passed), 1 a gate failed, 2 bad input or infrastructure error
-(including metrics too incomplete to judge).
+`run` runs the perf_<test_type> DAG in-process (Airflow's dag.test on the embedded local Airflow), or, with
+--airflow-url, triggers it through that Airflow's REST API and follows it to the end; either way it prints the
+result. Exit codes: 0 every gate passed (warn counts as passed), 1 a gate failed, 2 bad input or infrastructure
+error (including metrics too incomplete to judge, and a run stopped before its end).
+
+`stop` stops a run: through the REST API (the run is marked failed; Airflow ends its task, k6 stops and the stage
+is recorded as aborted), or without --airflow-url by sending SIGTERM to this machine's k6 processes of that run.
+Exit 0: something was stopped; 1: nothing of that run was running; 2: error.
+
+`status` lists the tests running now with their live VUs, request rate and error rate, from InfluxDB.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,7 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
                                             "its result")
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_airflow_arguments(run, "trigger the DAG in that Airflow (REST API) instead of running it in-process")
+    run.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                     help="with --airflow-url: give up following the run after this long (default: the DAG's own "
+                          "time limits plus 10 minutes)")
+
+    stop = sub.add_parser("stop", help="stop a running test run")
+    stop.add_argument("run_id", help="the DAG run id, e.g. manual__2026-01-05T00:00:00+00:00")
+    stop.add_argument("--dag-id", default="perf_pipeline", help="the run's DAG (default: perf_pipeline)")
+    stop.add_argument("--wait", type=float, default=40, metavar="SECONDS",
+                      help="without --airflow-url: how long to wait for k6 to exit (default 40)")
+    stop.add_argument("--json", action="store_true", help="print one JSON object")
+    add_airflow_arguments(stop, "stop the run through that Airflow's REST API (mark it failed) instead of "
+                                "signalling this machine's k6 processes")
+
+    status = sub.add_parser("status", help="tests running now: live VUs, request rate, error rate (InfluxDB)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def add_airflow_arguments(parser: argparse.ArgumentParser, url_help: str) -> None:
+    from perfpipe.airflow_api import ENV_PASSWORD, ENV_TOKEN, ENV_USER
+
+    parser.add_argument("--airflow-url", metavar="URL", help=url_help + ", e.g. http://127.0.0.1:8080")
+    parser.add_argument("--airflow-user", metavar="USER", help=f"Airflow user (or {ENV_USER})")
+    parser.add_argument("--airflow-password", metavar="PASSWORD", help=f"its password (or {ENV_PASSWORD})")
+    parser.add_argument("--airflow-token", metavar="JWT", help=f"an Airflow API token instead (or {ENV_TOKEN})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     airflow_env.configure()
     out = _reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    commands = {"stop": stop_command, "status": status_command}
     try:
+        if args.command in commands:
+            return commands[args.command](args, out)
         result = run_test(args)
     except CliError as exc:
         print(f"perfpipe: {exc}", file=sys.stderr)
         if args.json:
             print(json.dumps({"error": str(exc), "outcome": "error"}), file=out, flush=True)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("perfpipe: interrupted", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(result, indent=2, default=str), file=out, flush=True)
     else:
@@ -103,6 +146,8 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     logical_date = parse_logical_date(args.logical_date)
+    if getattr(args, "airflow_url", None):
+        return run_remote(args, params, stages, logical_date)
     dag = load_dag(f"perf_{args.test_type}")
     dag_run = run_dag(dag, params, logical_date)
     return summarize(dag, dag_run, stages, pipeline=args.test_type == "pipeline")
@@ -146,50 +191,68 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
 
 
 def summarize(dag, dag_run, test_types: list[str], pipeline: bool = False) -> dict[str, Any]:
-    """The run as one JSON-able object, from perf_results (and perf_pipeline) in InfluxDB and the task states."""
+    """The in-process run as one JSON-able object (see summarize_run)."""
+    failed_tasks = sorted(ti.task_id for ti in dag_run.get_task_instances()
+                          if str(getattr(ti.state, "value", ti.state)) in FAILED_TASK_STATES)
+    return summarize_run(dag.dag_id, dag_run.run_id, str(dag_run.state), failed_tasks, test_types,
+                         pipeline=pipeline)
+
+
+FAILED_TASK_STATES = ("failed", "upstream_failed")
+
+
+def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str], test_types: list[str],
+                  pipeline: bool = False) -> dict[str, Any]:
+    """The run as one JSON-able object, from perf_results (and perf_pipeline) in InfluxDB and the task states.
+
+    The same for an in-process run and a run in a remote Airflow: only dag_id, run_id, the run's final state and
+    its failed tasks come from Airflow; everything else is read from InfluxDB.
+    """
     from perfpipe.errors import PerfpipeError
-    from perfpipe.gates import FAIL, PASS, WARN
+    from perfpipe.gates import ABORTED, FAIL, PASS, WARN
     from perfpipe.hooks.influxdb import InfluxDBHook
     from perfpipe.outcomes import read_conclusion
     from perfpipe.results import read_results
 
     hook = InfluxDBHook()
     try:
-        points = read_results(hook, dag.dag_id, dag_run.run_id)
-        conclusion = read_conclusion(hook, dag.dag_id, dag_run.run_id) if pipeline else None
+        points = read_results(hook, dag_id, run_id)
+        conclusion = read_conclusion(hook, dag_id, run_id) if pipeline else None
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     by_type = {p["test_type"]: p for p in points}
     stages = [stage_json(by_type[t]) for t in test_types if t in by_type]
-    failed_tasks = sorted(ti.task_id for ti in dag_run.get_task_instances()
-                          if str(getattr(ti.state, "value", ti.state)) in ("failed", "upstream_failed"))
+    failed_tasks = sorted(failed_tasks)
+    verdicts = [s["verdict"] for s in stages]
     if pipeline:
         from perfpipe.pipeline import READY
         from perfpipe.report import REPORT_FILE
 
         if conclusion is None:
-            outcome, exit_code = "error", EXIT_ERROR  # no outcome reached: an infrastructure error
+            # No outcome reached: stopped from outside, or an infrastructure error.
+            outcome, exit_code = ("aborted" if ABORTED in verdicts else "error"), EXIT_ERROR
         else:
             outcome = conclusion["outcome"]
             exit_code = EXIT_PASSED if outcome == READY else EXIT_GATE_FAILED
         from perfpipe.paths import reports_root, safe_component
 
-        report = reports_root() / safe_component(dag.dag_id) / safe_component(dag_run.run_id) / REPORT_FILE
-        return {"dag_id": dag.dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state), "stages": stages,
+        report = reports_root() / safe_component(dag_id) / safe_component(run_id) / REPORT_FILE
+        return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
                 "path": conclusion["path"] if conclusion else [s["test_type"] for s in stages],
                 "outcome": outcome, "explanation": (conclusion or {}).get("explanation"),
                 "evidence": (conclusion or {}).get("evidence", []), "report": str(report) if report.is_file() else None,
                 "failed_tasks": failed_tasks, "exit_code": exit_code}
-    verdicts = [s["verdict"] for s in stages]
     if len(stages) < len(test_types) and not any(v == FAIL for v in verdicts):
         outcome, exit_code = "error", EXIT_ERROR  # a stage never produced a result: infrastructure
     elif any(v == FAIL for v in verdicts):
         outcome, exit_code = "failed", EXIT_GATE_FAILED
+    elif any(v == ABORTED for v in verdicts):
+        outcome, exit_code = "aborted", EXIT_ERROR  # stopped before the end: no verdict on the system
     elif all(v in (PASS, WARN) for v in verdicts):
         outcome, exit_code = ("passed_with_warnings" if WARN in verdicts else "passed"), EXIT_PASSED
     else:
         outcome, exit_code = "inconclusive", EXIT_ERROR
-    return {"dag_id": dag.dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state), "stages": stages,
+    return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
             "path": [s["test_type"] for s in stages], "outcome": outcome, "failed_tasks": failed_tasks,
             "exit_code": exit_code}
 
@@ -226,6 +289,256 @@ def print_table(result: dict[str, Any], out) -> None:
         lines.append(f"\n  failed tasks: {', '.join(result['failed_tasks'])} (see the log above)")
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+
+# --- a run in a remote Airflow (REST API) --------------------------------------------------------------------
+
+POLL_INTERVAL_S = 2.0
+# After a run ends as failed (e.g. stopped), the killed task still records its aborted stage: wait this long.
+ABORTED_RESULT_GRACE_S = 60.0
+QUEUE_SLACK_S = 600.0
+MAX_CONSECUTIVE_API_ERRORS = 10
+
+
+def airflow_client(args: argparse.Namespace):
+    from perfpipe.airflow_api import AirflowClient, credentials_from
+
+    credentials = credentials_from(args.airflow_token, args.airflow_user, args.airflow_password)
+    try:
+        return AirflowClient(args.airflow_url, credentials)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def api_error(exc, what: str) -> CliError:
+    """An API refusal as a CLI error: 400/422 carry the API's own reason (the Params JSON schema's message)."""
+    if exc.status in (400, 422):
+        return CliError(f"{what}: Airflow refused it: {exc.message}")
+    if exc.status == 0:
+        return CliError(f"{what}: {exc.message}")
+    return CliError(f"{what}: {exc}")
+
+
+def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[str],
+               logical_date: datetime) -> dict[str, Any]:
+    """Trigger perf_<test_type> in the Airflow at --airflow-url, follow it, and summarize it like dag.test."""
+    from perfpipe.airflow_api import AirflowAPIError
+    from perfpipe.config import max_run_seconds
+
+    client = airflow_client(args)
+    dag_id = f"perf_{args.test_type}"
+    try:
+        dag = client.get_dag(dag_id)
+    except AirflowAPIError as exc:
+        if exc.status == 404:
+            raise CliError(f"DAG {dag_id} is not in the Airflow at {client.base_url} (is its dags folder this "
+                           f"project's dags/?)") from None
+        raise api_error(exc, f"reading DAG {dag_id}") from None
+    if dag.get("has_import_errors"):
+        raise CliError(f"DAG {dag_id} has import errors in the Airflow at {client.base_url}")
+    if dag.get("is_paused"):
+        try:
+            client.set_paused(dag_id, False)
+        except AirflowAPIError as exc:
+            raise api_error(exc, f"unpausing {dag_id}") from None
+        schedule = dag.get("timetable_summary")
+        note = f" (it is scheduled: {schedule}; its scheduled runs start too)" if schedule not in (None, "None") else ""
+        print(f"perfpipe: {dag_id} was paused in Airflow: unpaused it{note}", file=sys.stderr)
+    run = trigger_remote(client, dag_id, params, logical_date)
+    run_id = run["dag_run_id"]
+    print(f"perfpipe: triggered {dag_id} run {run_id} at {client.base_url}\n"
+          f"perfpipe: stop it with: perfpipe stop '{run_id}' --dag-id {dag_id} --airflow-url {client.base_url}",
+          file=sys.stderr, flush=True)
+    timeout_s = args.wait_timeout or sum(max_run_seconds(s) for s in stages) + QUEUE_SLACK_S
+    try:
+        state, instances = follow_run(client, dag_id, run_id, stages, timeout_s)
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted: run {run_id} goes on in Airflow; stop it with: perfpipe stop '{run_id}' "
+                       f"--dag-id {dag_id} --airflow-url {client.base_url}") from None
+    failed = [ti["task_id"] for ti in instances if str(ti.get("state")) in FAILED_TASK_STATES]
+    return summarize_run(dag_id, run_id, state, failed, stages, pipeline=args.test_type == "pipeline")
+
+
+def trigger_remote(client, dag_id: str, params: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
+    """POST the run. A finished run of the same logical date is replaced, as dag.test does; a live one is not."""
+    from perfpipe.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError
+
+    for attempt in range(2):
+        try:
+            return client.trigger(dag_id, params, logical_date)
+        except AirflowAPIError as exc:
+            if exc.status != 409 or attempt:
+                raise api_error(exc, f"triggering {dag_id}") from None
+        try:
+            existing = client.runs_at(dag_id, logical_date)
+            live = [r for r in existing if r.get("state") in ACTIVE_RUN_STATES]
+            if live:
+                raise CliError(f"run {live[0]['dag_run_id']} of {dag_id} for {logical_date.isoformat()} is still "
+                               f"{live[0]['state']}: stop it first (perfpipe stop) or pass another --logical-date")
+            if not existing:
+                raise CliError(f"triggering {dag_id}: Airflow reports a conflict (the run id exists) but has no "
+                               f"run for {logical_date.isoformat()}")
+            for old in existing:
+                print(f"perfpipe: replacing the earlier {old.get('state')} run {old['dag_run_id']} of that "
+                      f"logical date", file=sys.stderr)
+                client.delete_run(dag_id, old["dag_run_id"])
+        except AirflowAPIError as exc:
+            raise api_error(exc, f"replacing the earlier run of {dag_id}") from None
+    raise AssertionError("unreachable")
+
+
+def k6_task_id(dag_id: str, stage: str) -> str:
+    return f"{stage}.run_k6" if dag_id == "perf_pipeline" else "run_k6"
+
+
+def follow_run(client, dag_id: str, run_id: str, stages: list[str], timeout_s: float,
+               poll_s: float = POLL_INTERVAL_S) -> tuple[str, list[dict[str, Any]]]:
+    """Poll the run until it ends, printing task state changes and each stage result as it lands in InfluxDB.
+
+    Returns the final run state and task instances. Bounded by `timeout_s`; transient API errors are retried a
+    few times, never forever.
+    """
+    from perfpipe.airflow_api import FINISHED_RUN_STATES, AirflowAPIError
+
+    deadline = time.monotonic() + timeout_s
+    task_states: dict[str, str] = {}
+    shown: dict[str, tuple] = {}
+    errors = 0
+    state, instances = "queued", []
+    while True:
+        try:
+            state = str(client.get_run(dag_id, run_id).get("state"))
+            instances = client.task_instances(dag_id, run_id)
+            errors = 0
+        except AirflowAPIError as exc:
+            errors += 1
+            if exc.status in (400, 401, 403, 404) or errors >= MAX_CONSECUTIVE_API_ERRORS:
+                raise api_error(exc, f"following run {run_id}") from None
+            print(f"perfpipe: Airflow API error, retrying: {exc}", file=sys.stderr)
+        for ti in sorted(instances, key=lambda t: (t.get("start_date") or "~", t["task_id"])):
+            ti_state = str(ti.get("state") or "none")
+            if task_states.get(ti["task_id"]) != ti_state and ti_state != "none":
+                print(f"  [{dag_id}] {ti['task_id']}: {ti_state}", file=sys.stderr, flush=True)
+            task_states[ti["task_id"]] = ti_state
+        show_new_results(dag_id, run_id, shown)
+        if state in FINISHED_RUN_STATES:
+            break
+        if time.monotonic() > deadline:
+            raise CliError(f"run {run_id} of {dag_id} is still {state} after {timeout_s:.0f}s: stopped following "
+                           f"it (stop it with: perfpipe stop '{run_id}' --dag-id {dag_id} --airflow-url "
+                           f"{client.base_url})")
+        time.sleep(poll_s)
+    print(f"  [{dag_id}] run {run_id}: {state}", file=sys.stderr, flush=True)
+    if state != "success":
+        wait_for_stopped_stages(dag_id, run_id, stages, instances, shown)
+    return state, instances
+
+
+def wait_for_stopped_stages(dag_id: str, run_id: str, stages: list[str], instances: list[dict[str, Any]],
+                            shown: dict[str, tuple], grace_s: float = ABORTED_RESULT_GRACE_S) -> None:
+    """A stopped run ends before its killed k6 task has recorded the aborted stage: give that a bounded wait."""
+    started = {ti["task_id"] for ti in instances if ti.get("start_date")}
+    pending = [s for s in stages if k6_task_id(dag_id, s) in started and s not in shown]
+    if not pending:
+        return
+    print(f"perfpipe: waiting up to {grace_s:.0f}s for the result of the stopped stage(s) {', '.join(pending)}",
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(s not in shown for s in pending):
+        time.sleep(1)
+        show_new_results(dag_id, run_id, shown)
+
+
+def show_new_results(dag_id: str, run_id: str, shown: dict[str, tuple]) -> None:
+    """Print perf_results points of the run that are new (or changed) since the last call."""
+    from perfpipe.errors import PerfpipeError
+    from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.results import read_results
+
+    try:
+        points = read_results(InfluxDBHook(timeout_s=10), dag_id, run_id)
+    except PerfpipeError as exc:
+        print(f"perfpipe: cannot read results yet: {exc}", file=sys.stderr)
+        return
+    for point in points:
+        key = (point.get("verdict"), point.get("testid"))
+        if shown.get(point["test_type"]) != key:
+            shown[point["test_type"]] = key
+            print("  " + stage_line(stage_json(point)), file=sys.stderr, flush=True)
+
+
+def stage_line(stage: dict[str, Any]) -> str:
+    m = stage["metrics"]
+    return (f"{stage['test_type']} on {stage['target']}: {stage['verdict'].upper()}   p95 {m['p95_ms']} ms  "
+            f"p99 {m['p99_ms']} ms  errors {m['error_rate']}  {m['rps']} req/s  {m['requests']} requests  "
+            f"peak {m['vus_max']} VUs")
+
+
+# --- stop / status -------------------------------------------------------------------------------------------
+
+def stop_command(args: argparse.Namespace, out) -> int:
+    """Stop one run: through the REST API with --airflow-url, else SIGTERM to this machine's k6 of that run."""
+    if args.airflow_url:
+        return stop_remote(args, out)
+    from perfpipe.live_status import stop_local
+
+    stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait,
+                         log=lambda msg: print(f"perfpipe: {msg}", file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"dag_id": args.dag_id, "run_id": args.run_id, "mode": "local", "stopped": stopped}),
+              file=out, flush=True)
+    elif not stopped:
+        print(f"no k6 process of {args.dag_id} run {args.run_id} is running on this machine", file=out, flush=True)
+    else:
+        for entry in stopped:
+            how = "exited" if entry["exited"] else f"still stopping after {args.wait:.0f}s"
+            print(f"stopped k6 pid {entry['pid']} (testid {entry['testid']}): {how}", file=out, flush=True)
+    return EXIT_PASSED if stopped else EXIT_GATE_FAILED
+
+
+def stop_remote(args: argparse.Namespace, out) -> int:
+    from perfpipe.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError
+
+    client = airflow_client(args)
+    result: dict[str, Any] = {"dag_id": args.dag_id, "run_id": args.run_id, "mode": "airflow", "stopped": False}
+    try:
+        run = client.get_run(args.dag_id, args.run_id)
+        result["previous_state"] = run.get("state")
+        if run.get("state") in ACTIVE_RUN_STATES:
+            result["state"] = client.set_run_state(args.dag_id, args.run_id, "failed").get("state")
+            result["stopped"] = True
+    except AirflowAPIError as exc:
+        if exc.status != 404:
+            raise api_error(exc, f"stopping {args.dag_id} run {args.run_id}") from None
+        result["previous_state"] = None
+    if args.json:
+        print(json.dumps(result), file=out, flush=True)
+    elif result["stopped"]:
+        print(f"stopped {args.dag_id} run {args.run_id} (was {result['previous_state']}): marked failed; Airflow "
+              f"ends its running task, k6 stops and the stage is recorded as aborted", file=out, flush=True)
+    elif result["previous_state"] is None:
+        print(f"no run {args.run_id} of {args.dag_id} in the Airflow at {client.base_url}", file=out, flush=True)
+    else:
+        print(f"{args.dag_id} run {args.run_id} is already {result['previous_state']}: nothing to stop", file=out,
+              flush=True)
+    return EXIT_PASSED if result["stopped"] else EXIT_GATE_FAILED
+
+
+def status_command(args: argparse.Namespace, out) -> int:
+    from perfpipe.errors import PerfpipeError
+    from perfpipe.live_status import format_status, running_tests
+
+    try:
+        tests = running_tests()
+    except PerfpipeError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"running": tests}, indent=2), file=out, flush=True)
+    else:
+        out.write(format_status(tests))
+        out.flush()
+    return EXIT_PASSED
 
 
 if __name__ == "__main__":

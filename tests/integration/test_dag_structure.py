@@ -72,3 +72,49 @@ def test_dag_files_parse_fast_without_network_or_heavy_imports(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2])).stdout.splitlines()
     assert out[-1] == "[]"
+
+
+def test_k6_tasks_get_their_targets_one_slot_pool(stack, tmp_path):
+    """The cluster policy routes run_k6 into perf_target_<target> from the run's conf; other tasks stay put."""
+    from datetime import datetime, timezone
+
+    from airflow.models.pool import Pool
+
+    from perfpipe.pools import sync_pools
+
+    assert {"perf_target_demo", "perf_target_inline"} <= set(sync_pools())
+    assert Pool.get_pool("perf_target_demo").slots == 1
+    date = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    dag_run = stack["dagbag"].dags["perf_smoke"].test(
+        logical_date=date, run_after=date,
+        run_conf={"target": "demo", "profile": "quick", "overrides": {"duration": "1s", "vus": 1}})
+    pools = {ti.task_id: ti.pool for ti in dag_run.get_task_instances()}
+    assert pools["run_k6"] == "perf_target_demo"
+    assert pools["validate"] == "default_pool"
+
+
+def test_k6_task_links_to_grafana_for_its_testid(stack):
+    from datetime import datetime, timezone
+    from urllib.parse import parse_qs, urlsplit
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    date = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    dag_run = stack["dagbag"].dags["perf_smoke"].test(
+        logical_date=date, run_after=date,
+        run_conf={"target": "demo", "profile": "quick", "overrides": {"duration": "1s", "vus": 1}})
+    with create_session() as session:
+        link = session.query(XComModel.value).filter(
+            XComModel.dag_id == "perf_smoke", XComModel.run_id == dag_run.run_id,
+            XComModel.task_id == "run_k6", XComModel.key == "_link_GrafanaRunLink").scalar()
+        testid = session.query(XComModel.value).filter(
+            XComModel.dag_id == "perf_smoke", XComModel.run_id == dag_run.run_id,
+            XComModel.task_id == "run_k6", XComModel.key == "return_value").scalar()
+    link = link if isinstance(link, str) else __import__("json").loads(link)
+    testid = (testid if isinstance(testid, dict) else __import__("json").loads(testid))["testid"]
+    parts = urlsplit(link)
+    assert parts.path == "/d/perfpipe-k6-run/k6-run"
+    query = parse_qs(parts.query)
+    assert query["var-testid"] == [testid]
+    assert int(query["from"][0]) < int(query["to"][0])

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 
 from perfpipe.errors import InfrastructureError
 from perfpipe.k6.command import LOG_FILE, REPORT_FILE, SUMMARY_FILE, testid_for, write_run_config
+from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,12 @@ class K6Operator(BaseOperator):
     """
 
     ui_color = "#7d64ff"
+    operator_extra_links = (GrafanaRunLink(),)
 
     def __init__(self, *, plan_task_id: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
+        self.grafana_url = ""
         self._process = None
         self._running: dict[str, Any] = {}
 
@@ -86,11 +89,13 @@ class K6Operator(BaseOperator):
         log.info("%s test against %s (%s), testid %s, about %.0fs", plan["test_type"], plan["target"]["name"],
                  plan["target"]["base_url"], testid, plan["expected_duration_s"])
         started = datetime.now(timezone.utc)
+        self.grafana_url = grafana_run_url(testid, started, None)
         self._process = LocalK6Process(invocation, report_dir / LOG_FILE, timeout_s=run_timeout_s(plan))
         self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,
                          "dag_id": dag_id, "run_id": run_id, "context": context}
         outcome = self._process.run()
         aborted = outcome.aborted or outcome.exit_code == EXIT_EXTERNAL_ABORT
+        self.grafana_url = grafana_run_url(testid, started, datetime.now(timezone.utc))
         log.info("k6 exited with code %s after %.1fs%s", outcome.exit_code, outcome.duration_s,
                  " (stopped before the end)" if aborted else "")
         check_exit_code(outcome.exit_code, aborted, report_dir / LOG_FILE)

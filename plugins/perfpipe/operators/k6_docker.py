@@ -14,6 +14,7 @@ from typing import Any
 from airflow.providers.docker.operators.docker import DockerOperator
 
 from perfpipe.operators.k6 import check_exit_code, run_result, stage_context
+from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class K6DockerOperator(DockerOperator):
     """DockerOperator running grafana/k6 for the plan made by `plan_task_id`; container removed afterwards."""
 
     ui_color = "#7d64ff"
+    operator_extra_links = (GrafanaRunLink(),)
 
     def __init__(self, *, plan_task_id: str, image: str, **kwargs: Any):
         kwargs.setdefault("network_mode", "host")  # targets and InfluxDB are on the host's loopback
@@ -61,6 +63,7 @@ class K6DockerOperator(DockerOperator):
         kwargs.setdefault("tty", False)
         super().__init__(image=image, command=None, **kwargs)
         self.plan_task_id = plan_task_id
+        self.grafana_url = ""
 
     def configure(self, context: dict[str, Any]) -> tuple[dict, str, Path]:
         """Fill command, env and mounts for this try; split secrets into private_environment."""
@@ -82,6 +85,7 @@ class K6DockerOperator(DockerOperator):
 
         plan, testid, report_dir = self.configure(context)
         started = datetime.now(timezone.utc)
+        self.grafana_url = grafana_run_url(testid, started, None)
         exit_code = 0
         try:
             super().execute(context)
@@ -90,6 +94,7 @@ class K6DockerOperator(DockerOperator):
             exit_code = _exit_code_from(exc)
             if exit_code is None:
                 raise
+        self.grafana_url = grafana_run_url(testid, started, datetime.now(timezone.utc))
         check_exit_code(exit_code, False, report_dir / "k6.log")
         return run_result(testid=testid, report_dir=report_dir, exit_code=exit_code, started=started,
                           aborted=False, timed_out=False,
