@@ -16,7 +16,7 @@ DEMO_PROFILE ?= quick
 
 help:
 	@echo "make setup   install apt packages (influxdb), uv and the .venv (idempotent)"
-	@echo "make demo    setup + start influxd and the demo target, then smoke and load tests against it"
+	@echo "make demo    setup + start influxd and the demo target, then the quick pipeline against it"
 	@echo "make test    setup + pytest (tests start their own influxd/demo target)"
 	@echo "make stop    stop the demo target and influxd started here (pidfiles in ./run)"
 	@echo "make clean   stop + remove ./run and ./log (keeps ./data)"
@@ -31,16 +31,10 @@ demo-start:
 	@bash scripts/demo.sh start
 
 demo: setup influxd-start demo-start
-	@smoke=0; load=0; \
-	echo "== perfpipe run smoke --target demo --profile $(DEMO_PROFILE)"; \
-	$(PERFPIPE) run smoke --target demo --profile $(DEMO_PROFILE) || smoke=$$?; \
-	echo "== perfpipe run load --target demo --profile $(DEMO_PROFILE)"; \
-	$(PERFPIPE) run load --target demo --profile $(DEMO_PROFILE) || load=$$?; \
-	echo; echo "== demo outcome"; \
-	for r in "smoke $$smoke" "load $$load"; do set -- $$r; \
-	  if [[ $$2 == 0 ]]; then echo "  $$1: PASSED"; else echo "  $$1: FAILED (exit $$2)"; fi; done; \
-	echo "  influxd $$(bash scripts/influxd.sh url), demo target $$(bash scripts/demo.sh url): still running; 'make stop' stops them"; \
-	[[ $$smoke == 0 && $$load == 0 ]]
+	@echo "== perfpipe run pipeline --target demo --profile $(DEMO_PROFILE)"; \
+	rc=0; $(PERFPIPE) run pipeline --target demo --profile $(DEMO_PROFILE) || rc=$$?; \
+	echo; echo "== influxd $$(bash scripts/influxd.sh url), demo target $$(bash scripts/demo.sh url): still running; 'make stop' stops them"; \
+	exit $$rc
 
 test: setup
 	@rc=0; $(PYTHON) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \

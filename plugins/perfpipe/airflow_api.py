@@ -64,7 +64,7 @@ def api_url(base_url: str, *segments: str, query: dict[str, Any] | None = None) 
     a segment never splits the path.
     """
     path = "/".join(quote(str(s), safe="") for s in segments)
-    url = f"{normalize_base_url(base_url)}{API_PREFIX}/{path}" if path else f"{normalize_base_url(base_url)}{API_PREFIX}"
+    url = f"{normalize_base_url(base_url)}{API_PREFIX}" + (f"/{path}" if path else "")
     if query:
         url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
     return url
@@ -245,6 +245,14 @@ class AirflowClient:
         """PATCH the run's state (`failed` stops it: Airflow SIGTERMs its running tasks)."""
         return self.request("PATCH", dag_run_url(self.base_url, dag_id, run_id, query={"update_mask": "state"}),
                             json={"state": state})
+
+    def get_pool(self, name: str) -> dict[str, Any]:
+        return self.request("GET", api_url(self.base_url, "pools", name))
+
+    def create_pool(self, name: str, slots: int, description: str) -> dict[str, Any]:
+        return self.request("POST", api_url(self.base_url, "pools"),
+                            json={"name": name, "slots": slots, "description": description,
+                                  "include_deferred": False})
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         instances: list[dict[str, Any]] = []

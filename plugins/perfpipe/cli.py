@@ -73,7 +73,8 @@ def add_airflow_arguments(parser: argparse.ArgumentParser, url_help: str) -> Non
 
     parser.add_argument("--airflow-url", metavar="URL", help=url_help + ", e.g. http://127.0.0.1:8080")
     parser.add_argument("--airflow-user", metavar="USER", help=f"Airflow user (or {ENV_USER})")
-    parser.add_argument("--airflow-password", metavar="PASSWORD", help=f"its password (or {ENV_PASSWORD})")
+    parser.add_argument("--airflow-password", metavar="PASSWORD",
+                        help=f"its password (better: {ENV_PASSWORD}; arguments show in ps)")
     parser.add_argument("--airflow-token", metavar="JWT", help=f"an Airflow API token instead (or {ENV_TOKEN})")
 
 
@@ -337,15 +338,17 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
         raise api_error(exc, f"reading DAG {dag_id}") from None
     if dag.get("has_import_errors"):
         raise CliError(f"DAG {dag_id} has import errors in the Airflow at {client.base_url}")
+    run = trigger_remote(client, dag_id, params, logical_date)  # refused params: nothing changed in Airflow
+    ensure_remote_pool(client, params)
     if dag.get("is_paused"):
+        # A run of a paused DAG stays queued: unpause, as the UI's trigger button does.
         try:
             client.set_paused(dag_id, False)
         except AirflowAPIError as exc:
-            raise api_error(exc, f"unpausing {dag_id}") from None
+            raise api_error(exc, f"unpausing {dag_id} (run {run['dag_run_id']} is queued)") from None
         schedule = dag.get("timetable_summary")
         note = f" (it is scheduled: {schedule}; its scheduled runs start too)" if schedule not in (None, "None") else ""
         print(f"perfpipe: {dag_id} was paused in Airflow: unpaused it{note}", file=sys.stderr)
-    run = trigger_remote(client, dag_id, params, logical_date)
     run_id = run["dag_run_id"]
     print(f"perfpipe: triggered {dag_id} run {run_id} at {client.base_url}\n"
           f"perfpipe: stop it with: perfpipe stop '{run_id}' --dag-id {dag_id} --airflow-url {client.base_url}",
@@ -358,6 +361,31 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
                        f"--dag-id {dag_id} --airflow-url {client.base_url}") from None
     failed = [ti["task_id"] for ti in instances if str(ti.get("state")) in FAILED_TASK_STATES]
     return summarize_run(dag_id, run_id, state, failed, stages, pipeline=args.test_type == "pipeline")
+
+
+def ensure_remote_pool(client, params: dict[str, Any]) -> None:
+    """The k6 tasks run in their target's one-slot pool (perfpipe.pools); without it they would wait forever.
+    Create it if that Airflow lacks it (never change an existing one), as `python -m perfpipe.pools sync` does."""
+    from perfpipe.airflow_api import AirflowAPIError
+    from perfpipe.pools import LOAD_TASK_ID, pool_for, wanted_pools
+
+    name = pool_for(LOAD_TASK_ID, params)
+    if not name:
+        return
+    try:
+        client.get_pool(name)
+        return
+    except AirflowAPIError as exc:
+        if exc.status != 404:
+            raise api_error(exc, f"reading pool {name}") from None
+    description = wanted_pools().get(name) or f"perfpipe: k6 load on {name}, one run at a time"
+    try:
+        client.create_pool(name, 1, description)
+    except AirflowAPIError as exc:
+        if exc.status != 409:  # 409: created meanwhile
+            raise CliError(f"pool {name} is missing in the Airflow at {client.base_url} and could not be created "
+                           f"({exc}); run `python -m perfpipe.pools sync` there") from None
+    print(f"perfpipe: created the one-slot pool {name} in Airflow (the k6 task runs in it)", file=sys.stderr)
 
 
 def trigger_remote(client, dag_id: str, params: dict[str, Any], logical_date: datetime) -> dict[str, Any]:

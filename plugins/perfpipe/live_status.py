@@ -1,6 +1,6 @@
 """What runs right now: our k6 processes on this machine, and live load figures of running tests from InfluxDB.
 
-Local processes are found by the exact `--tag testid=<dag_id>:<run_id>:try<N>[.r<M>]` argument perfpipe gives
+Local processes are found by the exact `--tag testid=<dag_id>:<run_id>:<test_type>:try<N>[.r<M>]` argument perfpipe gives
 every k6 run (perfpipe.k6.command.testid_for / results.unused_testid): a process is ours only if it is a k6
 binary, owned by this user, and carries that tag for exactly that DAG and run. Nothing else is ever signalled.
 
@@ -29,21 +29,25 @@ QUERY_BOUND_S = 30
 
 # --- local k6 processes --------------------------------------------------------------------------------------
 
-def testid_prefix(dag_id: str, run_id: str) -> str:
+def run_tag_prefix(dag_id: str, run_id: str) -> str:
     return f"{TESTID_TAG}{dag_id}:{run_id}:"
 
 
-def split_testid(testid: str) -> tuple[str, str, str] | None:
-    """`dag:run:try1` -> (dag, run, try1). Run ids hold colons (ISO dates): the DAG id is up to the first
-    colon (DAG ids cannot contain one), the try after the last."""
+def split_testid(testid: str) -> tuple[str, str, str, str] | None:
+    """`dag:run:load:try1` -> (dag, run, load, try1). Run ids hold colons (ISO dates): the DAG id is up to the
+    first colon (DAG ids cannot contain one), the test type and the try are the last two parts."""
+    from perfpipe import TEST_TYPES
+
     dag_id, sep, rest = testid.partition(":")
-    run_id, sep2, attempt = rest.rpartition(":")
-    if not (sep and sep2 and dag_id and run_id and _TRY_SUFFIX.fullmatch(attempt)):
+    rest, sep2, attempt = rest.rpartition(":")
+    run_id, sep3, test_type = rest.rpartition(":")
+    if not (sep and sep2 and sep3 and dag_id and run_id and test_type in TEST_TYPES
+            and _TRY_SUFFIX.fullmatch(attempt)):
         return None
-    return dag_id, run_id, attempt
+    return dag_id, run_id, test_type, attempt
 
 
-def testid_of_cmdline(argv: list[str]) -> str | None:
+def cmdline_testid(argv: list[str]) -> str | None:
     """The testid a k6 `run` command line carries (`--tag testid=...` or `--tag=testid=...`), else None."""
     if not argv or Path(argv[0]).name != "k6" or "run" not in argv[1:]:
         return None
@@ -60,7 +64,7 @@ def testid_of_cmdline(argv: list[str]) -> str | None:
 
 def cmdline_matches_run(argv: list[str], dag_id: str, run_id: str) -> bool:
     """True only for a k6 run of exactly this DAG run: the tag's DAG and run id are equal, not prefixes."""
-    testid = testid_of_cmdline(argv)
+    testid = cmdline_testid(argv)
     if testid is None:
         return False
     parts = split_testid(testid)
@@ -93,7 +97,7 @@ def k6_processes(proc_root: str | Path = "/proc", uid: int | None = None) -> lis
             argv = parse_cmdline((entry / "cmdline").read_bytes())
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        testid = testid_of_cmdline(argv)
+        testid = cmdline_testid(argv)
         if testid is not None and split_testid(testid) is not None:
             found.append(K6Process(pid=int(entry.name), testid=testid, argv=argv))
     return sorted(found, key=lambda p: p.pid)

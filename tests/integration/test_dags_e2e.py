@@ -35,4 +35,4 @@ def test_each_test_type_runs_end_to_end(stack, test_type):
     [raw] = influx.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t AND '
                          '"test_type" = $type AND "target" = \'demo\'', {"t": result["testid"], "type": test_type})
     assert raw["n"] == result["samples_expected"]
-    assert result["testid"].startswith(f"perf_{test_type}:{dag_run.run_id}:try")
+    assert result["testid"].startswith(f"perf_{test_type}:{dag_run.run_id}:{test_type}:try")

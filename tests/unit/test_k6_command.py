@@ -136,6 +136,7 @@ def test_script_for(plan):
 
 
 def test_testid_is_unique_per_dag_run_and_try():
-    assert make_testid("perf_load", "manual__1", 1) == "perf_load:manual__1:try1"
-    ids = {make_testid(dag, run, n) for dag in ("perf_load", "perf_smoke") for run in ("r1", "r2") for n in (1, 2, 3)}
-    assert len(ids) == 12
+    assert make_testid("perf_load", "manual__1", "load", 1) == "perf_load:manual__1:load:try1"
+    ids = {make_testid(dag, run, stage, n) for dag in ("perf_load", "perf_smoke") for run in ("r1", "r2")
+           for stage in ("smoke", "load") for n in (1, 2, 3)}
+    assert len(ids) == 24

@@ -18,7 +18,7 @@ TOKEN = "tok-docker-unit-5e6f7a8b"
 INFLUX_PASSWORD = "influx-docker-pw-1c2d3e"
 IMAGE = "grafana/k6:1.1.0"
 DAG_ID, RUN_ID, TRY = "perf_load", "manual__2026-03-01T12:00:00+00:00", 2
-TESTID = f"{DAG_ID}:{RUN_ID}:try{TRY}"
+TESTID = f"{DAG_ID}:{RUN_ID}:load:try{TRY}"
 
 
 @pytest.fixture

@@ -48,9 +48,10 @@ def k6_binary() -> str:
     return found
 
 
-def testid_for(dag_id: str, run_id: str, try_number: int) -> str:
-    """Unique per DAG, run and try: a retry never mixes its samples with the failed try's."""
-    return f"{dag_id}:{run_id}:try{try_number}"
+def testid_for(dag_id: str, run_id: str, test_type: str, try_number: int) -> str:
+    """Unique per DAG run, stage and try: a retry never mixes its samples with the failed try's, and the
+    pipeline's stages never share one."""
+    return f"{dag_id}:{run_id}:{test_type}:try{try_number}"
 
 
 def script_for(plan: dict[str, Any], scripts_path: str) -> str:

@@ -112,17 +112,18 @@ class LocalK6Process:
                 return
             time.sleep(0.5)
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: SIGTERM lets k6 finish its summary and flush metrics; SIGKILL the group after a grace."""
         self._stop_requested.set()
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
+        grace_s = self.stop_grace_s if grace_s is None else grace_s
         self._signal_group(signal.SIGTERM)
         try:
-            proc.wait(timeout=self.stop_grace_s)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            log.warning("k6 did not stop within %.0fs: killing its process group", self.stop_grace_s)
+            log.warning("k6 did not stop within %.0fs: killing its process group", grace_s)
             self._signal_group(signal.SIGKILL)
 
     def _terminate_group(self) -> None:

