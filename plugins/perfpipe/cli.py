@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_airflow_arguments(run, "trigger the DAG in that Airflow (REST API) instead of running it in-process")
+    run.add_argument("--unpause", action="store_true",
+                     help="with --airflow-url: unpause the DAG if it is paused (its schedule starts too)")
     run.add_argument("--wait-timeout", type=float, metavar="SECONDS",
                      help="with --airflow-url: give up following the run after this long (default: the DAG's own "
                           "time limits plus 10 minutes)")
@@ -98,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perfpipe: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never exit 1 ("a gate failed") for a crash: that is an error of ours or the stack
+        logging.getLogger(__name__).exception("perfpipe: unexpected error")
+        if args.json:
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "outcome": "error"}), file=out, flush=True)
+        return EXIT_ERROR
     if args.json:
         print(json.dumps(result, indent=2, default=str), file=out, flush=True)
     else:
@@ -235,9 +242,9 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
         else:
             outcome = conclusion["outcome"]
             exit_code = EXIT_PASSED if outcome == READY else EXIT_GATE_FAILED
-        from perfpipe.paths import reports_root, safe_component
+        from perfpipe.paths import run_report_dir
 
-        report = reports_root() / safe_component(dag_id) / safe_component(run_id) / REPORT_FILE
+        report = run_report_dir(dag_id, run_id) / REPORT_FILE
         return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
                 "path": conclusion["path"] if conclusion else [s["test_type"] for s in stages],
                 "outcome": outcome, "explanation": (conclusion or {}).get("explanation"),
@@ -274,9 +281,7 @@ def print_table(result: dict[str, Any], out) -> None:
     for stage in result["stages"]:
         m = stage["metrics"]
         lines += [
-            f"\n  {stage['test_type']} on {stage['target']}: {stage['verdict'].upper()}   p95 {m['p95_ms']} ms  "
-            f"p99 {m['p99_ms']} ms  errors {m['error_rate']}  {m['rps']} req/s  {m['requests']} requests  "
-            f"peak {m['vus_max']} VUs",
+            f"\n  {stage_line(stage)}",
             f"    samples stored {m['samples_stored']} of {m['samples_expected']} "
             f"(metrics_complete={stage['metrics_complete']})"]
         lines += [f"    {c['result'].upper():5} {c['name']:12} {c['value']!s:>10} {c['op']} {c['threshold']}"
@@ -338,6 +343,13 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
         raise api_error(exc, f"reading DAG {dag_id}") from None
     if dag.get("has_import_errors"):
         raise CliError(f"DAG {dag_id} has import errors in the Airflow at {client.base_url}")
+    schedule = dag.get("timetable_summary")
+    scheduled = schedule not in (None, "None")
+    if dag.get("is_paused") and scheduled and not args.unpause:
+        # Unpausing starts the schedule: with catchup off the latest scheduled run starts at once, with the
+        # default Params (standard profile), which is load nobody asked for here.
+        raise CliError(f"DAG {dag_id} is paused in the Airflow at {client.base_url}, and unpausing it also "
+                       f"starts its schedule ({schedule}). Unpause it in Airflow, or pass --unpause.")
     run = trigger_remote(client, dag_id, params, logical_date)  # refused params: nothing changed in Airflow
     ensure_remote_pool(client, params)
     if dag.get("is_paused"):
@@ -346,8 +358,7 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
             client.set_paused(dag_id, False)
         except AirflowAPIError as exc:
             raise api_error(exc, f"unpausing {dag_id} (run {run['dag_run_id']} is queued)") from None
-        schedule = dag.get("timetable_summary")
-        note = f" (it is scheduled: {schedule}; its scheduled runs start too)" if schedule not in (None, "None") else ""
+        note = f" (it is scheduled: {schedule}; its scheduled runs start too)" if scheduled else ""
         print(f"perfpipe: {dag_id} was paused in Airflow: unpaused it{note}", file=sys.stderr)
     run_id = run["dag_run_id"]
     print(f"perfpipe: triggered {dag_id} run {run_id} at {client.base_url}\n"

@@ -135,7 +135,9 @@ def apply_overrides(test_type: str, shape: dict, gates: dict, overrides: dict[st
     """
     def order(item: tuple[str, Any]) -> tuple[int, int]:
         scope, parts = _split_override_key(str(item[0]))
-        return (0 if scope is None else 1, 0 if parts and parts[0] == "executor" else 1)
+        # executor, then stages, then the keys that scale a shape (vus, duration) and the rest
+        rank = {"executor": 0, "stages": 1}.get(parts[0] if parts else "", 2)
+        return (0 if scope is None else 1, rank)
 
     for key, value in sorted((overrides or {}).items(), key=order):
         scope, parts = _split_override_key(str(key))
@@ -162,6 +164,9 @@ def apply_overrides(test_type: str, shape: dict, gates: dict, overrides: dict[st
 def _scale_stages(shape: dict, key: str, value: Any, field: str) -> None:
     """On a ramping shape, `vus` sets the peak and `duration` the total time; the shape is kept."""
     stages = shape.get("stages") or []
+    if not isinstance(stages, list) or not all(isinstance(st, dict) and "duration" in st and "target" in st
+                                               and isinstance(st["target"], int) for st in stages):
+        raise InputError(field, f"cannot scale stages {stages!r}: expected a list of {{duration, target}}")
     if key == "vus":
         peak = shape_peak_vus(shape) or 1
         target = _int_in(value, field, 1, HARD_MAX_VUS)

@@ -78,7 +78,8 @@ def logical_date_of(context: dict[str, Any]) -> datetime:
     return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
 
 
-def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: bool = True):
+def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: bool = True,
+                   first_stage: bool = True):
     """validate -> run_k6 -> evaluate -> record [-> verdict] for one test type, in the current DAG or TaskGroup.
 
     Returns (first_task, last_task) so callers can chain stages. The pipeline replaces `verdict` by its gate.
@@ -89,13 +90,19 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         from airflow.sdk.exceptions import AirflowFailException
 
         from perfpipe.errors import InputError
+        from perfpipe.hooks.influxdb import InfluxDBHook
+        from perfpipe.results import clear_run_results
         from perfpipe.stage import prepare_plan
 
         try:
-            return prepare_plan(test_type, dict(context["params"]))
+            plan = prepare_plan(test_type, dict(context["params"]))
         except InputError as exc:
             # Bad input never improves on retry: fail now, before any load, naming the field.
             raise AirflowFailException(f"refused before any load: {exc}") from None
+        # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
+        clear_run_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"],
+                          None if first_stage else test_type)
+        return plan
 
     @task(task_id="evaluate")
     def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -132,7 +139,8 @@ def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = Non
     if runtime == "docker":
         from perfpipe.operators.k6_docker import K6DockerOperator
 
-        return K6DockerOperator(image=conf["docker"]["image"], **common)
+        return K6DockerOperator(image=conf["docker"]["image"],
+                                network_mode=conf["docker"].get("network_mode", "host"), **common)
     from perfpipe.operators.k6 import K6Operator
 
     return K6Operator(**common)
@@ -192,7 +200,8 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
         entries, gates = {}, {}
         for stage in pipeline.STAGES:
             with TaskGroup(stage):
-                entries[stage], recorded = add_test_stage(stage, with_verdict=False)
+                entries[stage], recorded = add_test_stage(stage, with_verdict=False,
+                                                          first_stage=stage == pipeline.STAGES[0])
             gates[stage] = gate_task(stage)
             recorded >> gates[stage]
         outcomes = {name: outcome_task(name) for name in pipeline.OUTCOMES}

@@ -77,3 +77,8 @@ def evaluate_gate(metrics: dict[str, Any], gates: dict[str, dict], *, metrics_co
 
 def failed_checks(checks: list[dict]) -> list[dict]:
     return [c for c in checks if c["result"] == FAIL]
+
+
+def describe_failures(checks: list[dict]) -> str:
+    """`p95_ms = 812.0 (needs < 500.0); ...` for the failed checks: the evidence in one line."""
+    return "; ".join(f"{c['name']} = {c['value']} (needs {c['op']} {c['threshold']})" for c in failed_checks(checks))

@@ -18,8 +18,17 @@ def scripts_dir() -> Path:
 
 
 def reports_root() -> Path:
+    """PERFPIPE_REPORTS_DIR, else `reports_dir` of config/perfpipe.yaml (relative to the project)."""
     configured = os.environ.get("PERFPIPE_REPORTS_DIR")
-    return Path(configured) if configured else PROJECT_ROOT / "reports"
+    if configured:
+        return Path(configured)
+    from perfpipe.config import settings  # late: config imports this module
+
+    return PROJECT_ROOT / settings().get("reports_dir", "reports")
+
+
+def run_report_dir(dag_id: str, run_id: str) -> Path:
+    return reports_root() / safe_component(dag_id) / safe_component(run_id)
 
 
 def safe_component(value: str) -> str:
@@ -28,4 +37,4 @@ def safe_component(value: str) -> str:
 
 
 def stage_report_dir(dag_id: str, run_id: str, test_type: str) -> Path:
-    return reports_root() / safe_component(dag_id) / safe_component(run_id) / test_type
+    return run_report_dir(dag_id, run_id) / test_type

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfpipe.gates import FAIL, PASS, WARN
+from perfpipe.gates import FAIL, PASS, WARN, describe_failures
 
 READY = "ready_to_deploy"
 FIX_ISSUES, OPTIMIZE, SCALE, IMPROVE_FAILOVER = "fix_issues", "optimize_system", "scale_system", "improve_failover"
@@ -91,5 +91,4 @@ def evidence(result: dict[str, Any]) -> list[dict[str, Any]]:
 def explain(outcome: str, failed: dict[str, Any] | None) -> str:
     if failed is None:
         return REMEDIATION_ADVICE[outcome]
-    parts = [f"{e['name']} = {e['value']} (needs {e['op']} {e['threshold']})" for e in evidence(failed)]
-    return f"{REMEDIATION_ADVICE[outcome]} {failed['test_type']} gate failed: {'; '.join(parts)}"
+    return f"{REMEDIATION_ADVICE[outcome]} {failed['test_type']} gate failed: {describe_failures(failed['checks'])}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from perfpipe.hooks.influxdb import InfluxDBHook
 from perfpipe.outcomes import read_conclusion, stage_results
-from perfpipe.paths import reports_root, safe_component
+from perfpipe.paths import run_report_dir
 
 REPORT_FILE = "pipeline-report.html"
 # (title, InfluxQL selector over one bucket, unit)
@@ -129,7 +129,7 @@ def render(hook: InfluxDBHook, dag_id: str, run_id: str, report_dir: Path) -> st
 
 
 def write_pipeline_report(dag_id: str, run_id: str) -> Path:
-    report_dir = reports_root() / safe_component(dag_id) / safe_component(run_id)
+    report_dir = run_report_dir(dag_id, run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / REPORT_FILE
     path.write_text(render(InfluxDBHook(), dag_id, run_id, report_dir), encoding="utf-8")

@@ -158,10 +158,11 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def baseline_values(hook: InfluxDBHook, test_type: str, target: str, gates: dict[str, dict],
+def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: str, gates: dict[str, dict],
                     before: datetime) -> dict[str, float | None]:
     """For each relative check: the median of its metric over the last N passing, complete runs of the same test
-    type and target with a logical date before `before` (so reruns and backfills compare with the past only)."""
+    type, target and profile (a quick run is no baseline for a standard one) with a logical date before `before`
+    (so reruns and backfills compare with the past only)."""
     import statistics
 
     baselines: dict[str, float | None] = {}
@@ -171,13 +172,27 @@ def baseline_values(hook: InfluxDBHook, test_type: str, target: str, gates: dict
         metric = check.get("metric", name)
         points = hook.query(
             f'SELECT "{metric}" AS v FROM "{RESULTS_MEASUREMENT}" WHERE "test_type" = $test_type AND '
-            f'"target" = $target AND ("verdict" = \'pass\' OR "verdict" = \'warn\') AND '
+            f'"target" = $target AND "profile" = $profile AND ("verdict" = \'pass\' OR "verdict" = \'warn\') AND '
             f'"metrics_complete" = true AND time < {int(before.timestamp() * 1000)}ms '
             f'ORDER BY time DESC LIMIT {int(check.get("baseline_runs", 5))}',
-            {"test_type": test_type, "target": target})
+            {"test_type": test_type, "target": target, "profile": profile})
         values = [float(p["v"]) for p in points if p.get("v") is not None]
         baselines[name] = statistics.median(values) if values else None
     return baselines
+
+
+def clear_run_results(hook: InfluxDBHook, dag_id: str, run_id: str, test_type: str | None = None) -> None:
+    """Forget what an earlier execution of this run id recorded (Airflow reuses run ids when a date is rerun), so
+    nothing stale is read as this execution's result. Called once the rerun's input has been validated.
+    Without `test_type`, the whole run: every stage and the pipeline's outcome."""
+    from perfpipe.outcomes import PIPELINE_MEASUREMENT
+
+    where = f'"dag_id" = {_quote(dag_id)} AND "run_id" = {_quote(run_id)}'
+    if test_type is not None:
+        hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where} AND "test_type" = {_quote(test_type)}')
+        return
+    hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where}')
+    hook.execute(f'DELETE FROM "{PIPELINE_MEASUREMENT}" WHERE {where}')
 
 
 def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:

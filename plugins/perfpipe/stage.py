@@ -13,7 +13,7 @@ from typing import Any
 
 from perfpipe.config import build_plan, settings
 from perfpipe.errors import InfrastructureError, InputError
-from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, evaluate_gate, failed_checks
+from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
 from perfpipe.hooks.influxdb import InfluxDBHook
 from perfpipe.k6.command import K6Invocation, build_invocation, k6_binary, script_for, write_run_config
 from perfpipe.k6.runner import validate_script
@@ -44,7 +44,7 @@ def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool =
 
 
 def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
-    """Run the script's init context with the real run config, in a scratch folder."""
+    """Run the script's init context with the real run config, in a scratch folder (no load is sent)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="perfpipe-inspect-") as scratch:
@@ -52,7 +52,24 @@ def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
         write_run_config(plan, scratch_dir)
         invocation = local_invocation(plan, testid="inspect", report_dir=scratch_dir, headers=headers,
                                       with_influx=False)
-        validate_script(invocation.argv[0], script_for(plan, str(scripts_dir())), invocation.env)
+        requirements = validate_script(invocation.argv[0], script_for(plan, str(scripts_dir())), invocation.env)
+    if plan["target"].get("script"):
+        apply_script_requirements(plan, requirements)
+
+
+def apply_script_requirements(plan: dict[str, Any], requirements: dict[str, Any]) -> None:
+    """A user's script sets its own load: hold it to the same caps, and time the run by its own duration."""
+    from perfpipe.config import HARD_MAX_VUS, max_run_seconds, parse_duration, run_timeout_s
+
+    cap = min(int(plan["target"].get("max_vus") or HARD_MAX_VUS), HARD_MAX_VUS)
+    max_vus = int(requirements.get("maxVUs") or 0)
+    if max_vus > cap:
+        raise InputError("script", f"the script's options reach {max_vus} VUs, above the target's cap of {cap}")
+    plan["peak_vus"] = max_vus
+    plan["expected_duration_s"] = parse_duration(requirements.get("totalDuration") or "0s", "script.duration")
+    if run_timeout_s(plan) > max_run_seconds(plan["test_type"]):
+        raise InputError("script", f"the script runs {plan['expected_duration_s']:.0f}s, longer than a "
+                                   f"{plan['test_type']} run may last")
 
 
 def local_invocation(plan: dict[str, Any], *, testid: str, report_dir: Path, headers: dict[str, str],
@@ -83,7 +100,8 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
     metrics = collect_metrics(hook, run["testid"], summary, duration_s)
     if not summary:
         log.error("k6 wrote no summary (%s): request count cannot be reconciled", run["summary"])
-    baselines = baseline_values(hook, plan["test_type"], plan["target"]["name"], plan["gates"], logical_date)
+    baselines = baseline_values(hook, plan["test_type"], plan["target"]["name"], plan["profile"], plan["gates"],
+                                logical_date)
     verdict, checks, score = evaluate_gate(
         metrics, plan["gates"], metrics_complete=metrics["metrics_complete"],
         k6_thresholds_ok=run.get("exit_code") != 99, aborted=run.get("aborted", False), baselines=baselines)
@@ -128,8 +146,7 @@ def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> dict[str, Any]:
     if verdict in (FAIL, INCONCLUSIVE, ABORTED):
         from airflow.sdk.exceptions import AirflowFailException
 
-        failing = failed_checks(result["checks"])
-        evidence = "; ".join(f"{c['name']} = {c['value']} (needs {c['op']} {c['threshold']})" for c in failing)
+        evidence = describe_failures(result["checks"])
         if verdict == INCONCLUSIVE:
             evidence = (f"metrics incomplete: InfluxDB holds {result.get('samples_stored')} of "
                         f"{result.get('samples_expected')} samples k6 counted. " + evidence)

@@ -18,7 +18,6 @@ from perfpipe.errors import InputError, TargetNotAllowedError
 from perfpipe.paths import PROJECT_ROOT, scripts_dir
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-READ_METHODS = ("GET", "HEAD", "OPTIONS")
 _TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "gates"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
 
@@ -79,6 +78,10 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{field}.base_url", f"must be an http(s) URL with a host, got {base_url!r}")
+    if parts.username or parts.password:
+        # It would travel in run configs, XCom and logs: credentials belong in headers with {env|connection}.
+        raise InputError(f"{field}.base_url", "must not contain credentials; use a header with {env: ...} or "
+                                              "{connection: ...} instead")
     try:
         parts.port
     except ValueError:
@@ -98,12 +101,24 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
             raise InputError(f"{field}.max_vus", f"expected a positive integer, got {value!r}")
         target["max_vus"] = value
     if raw.get("gates") is not None:
-        if not isinstance(raw["gates"], dict):
-            raise InputError(f"{field}.gates", "expected a mapping of test type -> checks")
-        target["gates"] = raw["gates"]
+        target["gates"] = _validate_target_gates(raw["gates"], f"{field}.gates")
     if raw.get("description"):
         target["description"] = str(raw["description"])
     return target
+
+
+def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:
+    """Per-test-type checks of a target, validated now so a typo is refused with its field name."""
+    from perfpipe import TEST_TYPES
+    from perfpipe.config import validate_gates
+
+    if not isinstance(gates, dict):
+        raise InputError(field, "expected a mapping of test type -> checks")
+    for test_type, checks in gates.items():
+        if test_type not in TEST_TYPES:
+            raise InputError(f"{field}.{test_type}", f"unknown test type (known: {', '.join(TEST_TYPES)})")
+        validate_gates(checks, f"{field}.{test_type}")
+    return gates
 
 
 def _validate_requests(requests: Any, field: str) -> list[dict]:
@@ -187,7 +202,7 @@ def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
                 raise InputError(f"headers.{key}", f"environment variable {value['env']!r} is not set")
         else:
             secret = _connection_password(value["connection"], f"headers.{key}")
-        _mask_secret(secret)
+        mask_secret(secret)
         values[key] = value.get("prefix", "") + secret
     return values
 
@@ -204,12 +219,13 @@ def _connection_password(conn_id: str, field: str) -> str:
     return conn.password
 
 
-def _mask_secret(secret: str) -> None:
+def mask_secret(secret: str) -> None:
+    """Register a secret with Airflow's log masker (a no-op outside Airflow)."""
     try:
-        from airflow.sdk.log import mask_secret
+        from airflow.sdk.log import mask_secret as airflow_mask_secret
     except ImportError:  # outside Airflow there is no task log to mask
         return
-    mask_secret(secret)
+    airflow_mask_secret(secret)
 
 
 # ---------------------------------------------------------------------------------------------- allowlist

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,11 @@ def test_run_through_the_rest_api_matches_the_in_process_result(standalone, infl
     date = "2026-03-03T00:00:00+00:00"
     proc = perfpipe_cli("run", "smoke", "--target", "demo", "--profile", "quick", "--logical-date", date,
                         "--airflow-url", standalone.url, "--json", timeout=300, env=standalone.cli_env)
+    # perf_smoke is paused and scheduled: unpausing would start its schedule, so it needs --unpause.
+    assert proc.returncode == 2 and "--unpause" in json.loads(proc.stdout)["error"]
+    assert standalone.client().runs_at("perf_smoke", datetime.fromisoformat(date)) == []
+    proc = perfpipe_cli("run", "smoke", "--target", "demo", "--profile", "quick", "--logical-date", date,
+                        "--airflow-url", standalone.url, "--unpause", "--json", timeout=300, env=standalone.cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:] + standalone.log_tail()
     result = json.loads(proc.stdout)
     assert set(result) == {"dag_id", "run_id", "state", "stages", "path", "outcome", "failed_tasks", "exit_code"}
@@ -332,11 +338,28 @@ def test_params_refused_by_the_api_schema(standalone, tmp_path, session_dir):
 
 
 @pytest.mark.standalone
+def test_full_quick_pipeline_through_the_rest_api_reaches_ready(standalone, influxdb):
+    """The decision tree under a real scheduler, API server and LocalExecutor, triggered and followed via REST."""
+    proc = perfpipe_cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--logical-date",
+                        "2026-03-10T00:00:00+00:00", "--airflow-url", standalone.url, "--json", timeout=900,
+                        env=standalone.cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:] + standalone.log_tail()
+    result = json.loads(proc.stdout)
+    assert result["path"] == ["smoke", "load", "stress", "spike", "chaos", "ready_to_deploy"]
+    assert result["outcome"] == "ready_to_deploy" and result["state"] == "success"
+    assert all(s["verdict"] in ("pass", "warn") and s["metrics_complete"] for s in result["stages"])
+    # Stage results printed as they landed, in decision-tree order.
+    landed = [line for line in proc.stderr.splitlines() if " on demo: " in line]
+    assert [line.split(" on demo")[0].split()[-1] for line in landed][:5] == \
+        ["smoke", "load", "stress", "spike", "chaos"]
+
+
+@pytest.mark.standalone
 def test_stop_through_the_rest_api_aborts_the_stage(standalone, influxdb, tmp_path):
     date = "2026-03-06T00:00:00+00:00"
     run_id = f"manual__{date}"
     log = tmp_path / "run.log"
-    run = start_cli(CHAOS_40S + ["--logical-date", date, "--airflow-url", standalone.url], log,
+    run = start_cli(CHAOS_40S + ["--logical-date", date, "--airflow-url", standalone.url, "--unpause"], log,
                     env=standalone.cli_env)
     try:
         wait_for_k6("perf_chaos", run_id, run, log, timeout_s=180)

@@ -87,7 +87,8 @@ def test_k6_tasks_get_their_targets_one_slot_pool(stack, tmp_path):
     date = datetime(2026, 3, 1, tzinfo=timezone.utc)
     dag_run = stack["dagbag"].dags["perf_smoke"].test(
         logical_date=date, run_after=date,
-        run_conf={"target": "demo", "profile": "quick", "overrides": {"duration": "1s", "vus": 1}})
+        run_conf={"target": "demo", "inline_target": None, "profile": "quick",
+                  "overrides": {"duration": "1s", "vus": 1}})
     pools = {ti.task_id: ti.pool for ti in dag_run.get_task_instances()}
     assert pools["run_k6"] == "perf_target_demo"
     assert pools["validate"] == "default_pool"
@@ -103,7 +104,8 @@ def test_k6_task_links_to_grafana_for_its_testid(stack):
     date = datetime(2026, 3, 2, tzinfo=timezone.utc)
     dag_run = stack["dagbag"].dags["perf_smoke"].test(
         logical_date=date, run_after=date,
-        run_conf={"target": "demo", "profile": "quick", "overrides": {"duration": "1s", "vus": 1}})
+        run_conf={"target": "demo", "inline_target": None, "profile": "quick",
+                  "overrides": {"duration": "1s", "vus": 1}})
     with create_session() as session:
         link = session.query(XComModel.value).filter(
             XComModel.dag_id == "perf_smoke", XComModel.run_id == dag_run.run_id,

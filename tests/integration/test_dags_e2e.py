@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from perfpipe import TEST_TYPES
+from perfpipe.results import collision_allowance
 
 pytestmark = pytest.mark.integration
 
@@ -14,6 +15,8 @@ pytestmark = pytest.mark.integration
 def run_dag(dagbag, dag_id: str, conf: dict, logical_date: datetime | None = None):
     logical_date = logical_date or datetime.now(timezone.utc).replace(microsecond=0)
     dag = dagbag.dags[dag_id]
+    # Every Param explicitly: dag.test() leaves the previous call's conf in the shared DAG object's params.
+    conf = {"inline_target": None, "overrides": {}, **conf}
     return dag.test(logical_date=logical_date, run_after=logical_date, run_conf=conf)
 
 
@@ -29,10 +32,10 @@ def test_each_test_type_runs_end_to_end(stack, test_type):
     [result] = read_results(influx, f"perf_{test_type}", dag_run.run_id)
     assert result["test_type"] == test_type and result["target"] == "demo"
     assert result["verdict"] in ("pass", "warn"), result["checks"]
-    assert result["metrics_complete"] is True
-    assert result["samples_stored"] == result["samples_expected"] > 0
+    assert result["metrics_complete"] is True  # stored == k6's count, up to the collision allowance
+    assert result["samples_expected"] - result["samples_stored"] <= collision_allowance(result["samples_expected"])
     # The raw k6 samples are in InfluxDB under the run's testid, with test_type and target tags.
     [raw] = influx.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t AND '
                          '"test_type" = $type AND "target" = \'demo\'', {"t": result["testid"], "type": test_type})
-    assert raw["n"] == result["samples_expected"]
+    assert raw["n"] == result["samples_stored"] > 0
     assert result["testid"].startswith(f"perf_{test_type}:{dag_run.run_id}:{test_type}:try")

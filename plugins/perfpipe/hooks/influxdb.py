@@ -7,7 +7,7 @@ PERFPIPE_INFLUXDB_USER / PERFPIPE_INFLUXDB_PASSWORD; the URL and database from c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ class InfluxSettings:
     url: str
     database: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def write_url(self) -> str:
@@ -43,6 +43,10 @@ def influx_settings() -> InfluxSettings:
             url = f"{scheme}://{conn.host}:{conn.port or 8086}"
         database = conn.schema or database
         username, password = conn.login or username, conn.password or password
+    if password:
+        from perfpipe.targets import mask_secret
+
+        mask_secret(password)
     return InfluxSettings(url=url, database=database, username=username, password=password)
 
 

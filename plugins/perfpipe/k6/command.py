@@ -113,8 +113,14 @@ def inspect_argv(binary: str, script: str) -> list[str]:
     return [binary, "inspect", "--execution-requirements", "--include-system-env-vars", script]
 
 
+# The only variables a k6 child inherits. Everything else stays out: proxies (an allowed proxy would relay load
+# to any host past --blacklist-ip), the worker's secrets (a user script sees its env as __ENV) and K6_* settings
+# that would move k6's listeners or outputs.
+INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "USER")
+
+
 def base_env() -> dict[str, str]:
-    """The environment for a local k6 child: ours, minus anything that would move its listeners."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
+    """The environment for a local k6 child, before the invocation's own variables."""
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     env["K6_NO_USAGE_REPORT"] = "true"
     return env

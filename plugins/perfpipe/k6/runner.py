@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 EXIT_THRESHOLDS_FAILED = 99
 EXIT_SCRIPT_ERROR = 107
-EXIT_EXTERNAL_ABORT = 105
+EXIT_EXTERNAL_ABORT = 105  # stopped from outside (SIGTERM/SIGINT): k6 still wrote its summary
 _PR_SET_PDEATHSIG = 1
 
 
@@ -38,8 +39,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def validate_script(binary: str, script: str, env: dict[str, str], timeout_s: float = 60) -> None:
-    """Run k6's init context without load. A script or config error becomes an InputError (exit 2)."""
+def validate_script(binary: str, script: str, env: dict[str, str], timeout_s: float = 60) -> dict:
+    """Run k6's init context without load and return k6's execution requirements (maxVUs, totalDuration...).
+
+    A script or config error becomes an InputError (exit 2); k6 itself failing is an InfrastructureError.
+    """
     if not Path(script).is_file():
         raise InputError("script", f"k6 script {script!r} not found")
     try:
@@ -47,9 +51,15 @@ def validate_script(binary: str, script: str, env: dict[str, str], timeout_s: fl
                               text=True, timeout=timeout_s, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise InputError("script", f"k6 inspect of {script} did not finish in {timeout_s:.0f}s") from None
-    if proc.returncode == EXIT_SCRIPT_ERROR or proc.returncode != 0:
-        detail = _error_lines(proc.stderr or proc.stdout)
+    detail = _error_lines(proc.stderr or proc.stdout)
+    if proc.returncode == EXIT_SCRIPT_ERROR:
         raise InputError("script", f"k6 rejected {script} (exit {proc.returncode}): {detail}")
+    if proc.returncode != 0:
+        raise InfrastructureError(f"k6 inspect failed (exit {proc.returncode}): {detail}")
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise InfrastructureError(f"k6 inspect printed no execution requirements: {proc.stdout[-500:]}") from None
 
 
 def _error_lines(text: str) -> str:

@@ -11,14 +11,13 @@ from airflow.sdk import BaseOperator
 
 from perfpipe.errors import InfrastructureError
 from perfpipe.k6.command import LOG_FILE, REPORT_FILE, SUMMARY_FILE, testid_for, write_run_config
+from perfpipe.k6.runner import EXIT_EXTERNAL_ABORT
 from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
 
 # k6 exit codes that still leave a measurable run behind: 0 ok, 99 the script's own thresholds crossed.
 MEASURABLE_EXIT_CODES = (0, 99)
-# k6 stopped from outside (SIGTERM/SIGINT, e.g. `perfpipe stop`): it still wrote its summary.
-EXIT_EXTERNAL_ABORT = 105
 ON_KILL_GRACE_S = 2.5
 
 
@@ -102,7 +101,7 @@ class K6Operator(BaseOperator):
         check_exit_code(outcome.exit_code, aborted, report_dir / LOG_FILE)
         return run_result(testid=testid, report_dir=report_dir, exit_code=outcome.exit_code, started=started,
                           aborted=aborted, timed_out=outcome.timed_out,
-                          test_duration_s=_test_duration(report_dir, outcome.duration_s))
+                          test_duration_s=test_duration(report_dir, outcome.duration_s))
 
     def on_kill(self) -> None:
         """Airflow stops the task (mark failed, timeout, SIGTERM): end k6 gracefully, record the stage aborted."""
@@ -132,7 +131,7 @@ def record_aborted(running: dict[str, Any]) -> None:
         log.exception("could not record the aborted stage")
 
 
-def _test_duration(report_dir: Path, wall_s: float) -> float:
+def test_duration(report_dir: Path, wall_s: float) -> float:
     """k6's own test-run duration from the summary when present (excludes init), else wall time."""
     from perfpipe.results import read_k6_summary
 

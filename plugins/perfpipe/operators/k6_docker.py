@@ -13,7 +13,9 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from perfpipe.operators.k6 import check_exit_code, run_result, stage_context
+from perfpipe.k6.command import LOG_FILE
+from perfpipe.k6.runner import EXIT_EXTERNAL_ABORT
+from perfpipe.operators.k6 import check_exit_code, record_aborted, run_result, stage_context, test_duration
 from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class K6DockerOperator(DockerOperator):
         super().__init__(image=image, command=None, **kwargs)
         self.plan_task_id = plan_task_id
         self.grafana_url = ""
+        self._running: dict[str, Any] = {}
 
     def configure(self, context: dict[str, Any]) -> tuple[dict, str, Path]:
         """Fill command, env and mounts for this try; split secrets into private_environment."""
@@ -86,6 +89,8 @@ class K6DockerOperator(DockerOperator):
         plan, testid, report_dir = self.configure(context)
         started = datetime.now(timezone.utc)
         self.grafana_url = grafana_run_url(testid, started, None)
+        self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,
+                         "dag_id": context["ti"].dag_id, "run_id": context["ti"].run_id, "context": context}
         exit_code = 0
         try:
             super().execute(context)
@@ -95,10 +100,16 @@ class K6DockerOperator(DockerOperator):
             if exit_code is None:
                 raise
         self.grafana_url = grafana_run_url(testid, started, datetime.now(timezone.utc))
-        check_exit_code(exit_code, False, report_dir / "k6.log")
+        aborted = exit_code == EXIT_EXTERNAL_ABORT
+        check_exit_code(exit_code, aborted, report_dir / LOG_FILE)
+        wall_s = (datetime.now(timezone.utc) - started).total_seconds()
         return run_result(testid=testid, report_dir=report_dir, exit_code=exit_code, started=started,
-                          aborted=False, timed_out=False,
-                          test_duration_s=(datetime.now(timezone.utc) - started).total_seconds())
+                          aborted=aborted, timed_out=False, test_duration_s=test_duration(report_dir, wall_s))
+
+    def on_kill(self) -> None:
+        """Stop the container (DockerOperator's on_kill), then record the stage as aborted, as the local runtime."""
+        super().on_kill()
+        record_aborted(self._running)
 
 
 def _exit_code_from(exc: Exception) -> int | None:
