@@ -15,7 +15,8 @@ from perfpipe.config import build_plan, settings
 from perfpipe.errors import InfrastructureError, InputError
 from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
 from perfpipe.hooks.influxdb import InfluxDBHook
-from perfpipe.k6.command import K6Invocation, build_invocation, k6_binary, script_for, write_run_config
+from perfpipe.k6.command import (EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
+                                 write_run_config)
 from perfpipe.k6.runner import validate_script
 from perfpipe.paths import scripts_dir, stage_report_dir
 from perfpipe.results import baseline_values, collect_metrics, read_k6_summary, read_results, store_result
@@ -104,7 +105,7 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
                                 logical_date)
     verdict, checks, score = evaluate_gate(
         metrics, plan["gates"], metrics_complete=metrics["metrics_complete"],
-        k6_thresholds_ok=run.get("exit_code") != 99, aborted=run.get("aborted", False), baselines=baselines)
+        k6_thresholds_ok=run.get("exit_code") != EXIT_THRESHOLDS_FAILED, aborted=run.get("aborted", False), baselines=baselines)
     stage = {
         "test_type": plan["test_type"], "target": plan["target"]["name"], "profile": plan["profile"],
         "dag_id": dag_id, "run_id": run_id, "testid": run["testid"], "verdict": verdict,

@@ -15,6 +15,11 @@ from typing import Any
 
 from perfpipe.hooks.influxdb import InfluxSettings
 
+# k6's exit codes that perfpipe tells apart.
+EXIT_THRESHOLDS_FAILED = 99  # the script's own thresholds were crossed: a measured run
+EXIT_EXTERNAL_ABORT = 105  # stopped from outside (SIGTERM/SIGINT): k6 still wrote its summary
+EXIT_SCRIPT_ERROR = 107  # script or config error in the init context (also from `k6 inspect`)
+
 RUN_CONFIG_FILE = "run-config.json"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfpipe.errors import InfrastructureError, InputError
-from perfpipe.k6.command import K6Invocation, base_env, inspect_argv
+from perfpipe.k6.command import EXIT_SCRIPT_ERROR, K6Invocation, base_env, inspect_argv
 
 log = logging.getLogger(__name__)
 
-EXIT_THRESHOLDS_FAILED = 99
-EXIT_SCRIPT_ERROR = 107
-EXIT_EXTERNAL_ABORT = 105  # stopped from outside (SIGTERM/SIGINT): k6 still wrote its summary
 _PR_SET_PDEATHSIG = 1
 
 

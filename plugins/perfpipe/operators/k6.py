@@ -10,14 +10,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from perfpipe.errors import InfrastructureError
-from perfpipe.k6.command import LOG_FILE, REPORT_FILE, SUMMARY_FILE, testid_for, write_run_config
-from perfpipe.k6.runner import EXIT_EXTERNAL_ABORT
+from perfpipe.k6.command import (EXIT_EXTERNAL_ABORT, EXIT_THRESHOLDS_FAILED, LOG_FILE, REPORT_FILE, SUMMARY_FILE,
+                                 testid_for, write_run_config)
 from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
 
 # k6 exit codes that still leave a measurable run behind: 0 ok, 99 the script's own thresholds crossed.
-MEASURABLE_EXIT_CODES = (0, 99)
+MEASURABLE_EXIT_CODES = (0, EXIT_THRESHOLDS_FAILED)
 ON_KILL_GRACE_S = 2.5
 
 

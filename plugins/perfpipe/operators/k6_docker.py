@@ -13,8 +13,7 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from perfpipe.k6.command import LOG_FILE
-from perfpipe.k6.runner import EXIT_EXTERNAL_ABORT
+from perfpipe.k6.command import EXIT_EXTERNAL_ABORT, LOG_FILE
 from perfpipe.operators.k6 import check_exit_code, record_aborted, run_result, stage_context, test_duration
 from perfpipe.operators.links import GrafanaRunLink, grafana_run_url
 
