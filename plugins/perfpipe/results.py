@@ -43,12 +43,12 @@ def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: 
     durations = _first(hook, 'SELECT count("value") AS n, mean("value") AS avg, percentile("value", 95) AS p95, '
                              'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
                        testid)
-    reqs = _first(hook, 'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid', testid)
+    stored_reqs = stored_request_count(hook, testid)
     failed = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" WHERE "testid" = $testid', testid)
     checks = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid', testid)
     vus = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid', testid)
 
-    stored_reqs, stored_durations = int(reqs.get("n") or 0), int(durations.get("n") or 0)
+    stored_durations = int(durations.get("n") or 0)
     expected = summary_count(summary, "http_reqs")
     stored = min(stored_reqs, stored_durations)
     if not duration_s:
@@ -90,11 +90,16 @@ def reconcile(expected: int | None, stored: int) -> dict[str, Any]:
     return {"samples_expected": expected, "samples_stored": stored, "metrics_complete": complete}
 
 
+def stored_request_count(hook: InfluxDBHook, testid: str) -> int:
+    """k6 `http_reqs` samples InfluxDB holds for a testid."""
+    return int(_first(hook, 'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
+                      testid).get("n") or 0)
+
+
 def unused_testid(hook: InfluxDBHook, testid: str) -> str:
     """`testid`, or `testid.rN` when samples already carry it (a cleared task re-run under the same try)."""
     candidate, rerun = testid, 1
-    while hook.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
-                     {"testid": candidate}):
+    while stored_request_count(hook, candidate):
         rerun += 1
         candidate = f"{testid}.r{rerun}"
     return candidate

@@ -60,17 +60,15 @@ def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
 
 def apply_script_requirements(plan: dict[str, Any], requirements: dict[str, Any]) -> None:
     """A user's script sets its own load: hold it to the same caps, and time the run by its own duration."""
-    from perfpipe.config import HARD_MAX_VUS, max_run_seconds, parse_duration, run_timeout_s
+    from perfpipe.config import check_run_fits, parse_duration, target_vu_cap
 
-    cap = min(int(plan["target"].get("max_vus") or HARD_MAX_VUS), HARD_MAX_VUS)
+    cap = target_vu_cap(plan["target"])
     max_vus = int(requirements.get("maxVUs") or 0)
     if max_vus > cap:
         raise InputError("script", f"the script's options reach {max_vus} VUs, above the target's cap of {cap}")
     plan["peak_vus"] = max_vus
     plan["expected_duration_s"] = parse_duration(requirements.get("totalDuration") or "0s", "script.duration")
-    if run_timeout_s(plan) > max_run_seconds(plan["test_type"]):
-        raise InputError("script", f"the script runs {plan['expected_duration_s']:.0f}s, longer than a "
-                                   f"{plan['test_type']} run may last")
+    check_run_fits(plan, "script")
 
 
 def local_invocation(plan: dict[str, Any], *, testid: str, report_dir: Path, headers: dict[str, str],
