@@ -304,6 +304,17 @@ function compileScenario(shape, testType) {
 // Whole config -> shared plan (plain data)
 // ---------------------------------------------------------------------------------------
 
+function compileStopAtBreak(c) {
+  if (c === undefined || c === null) return null;
+  if (!isObject(c)) fail('run config: stop_at_break must be an object');
+  const out = {};
+  ['error_rate', 'p95_ms', 'window_s', 'after_s'].forEach(function (k) {
+    if (typeof c[k] !== 'number' || !isFinite(c[k]) || c[k] < 0) fail('stop_at_break.' + k + ' must be a number >= 0');
+    out[k] = c[k];
+  });
+  return out;
+}
+
 export function compileRunConfig(cfg, testType, targetHeaders, envBaseUrl) {
   if (TEST_TYPES.indexOf(testType) === -1) {
     fail('unknown test type ' + JSON.stringify(testType) + '; use one of: ' + TEST_TYPES.join(', '));
@@ -355,8 +366,15 @@ export function compileRunConfig(cfg, testType, targetHeaders, envBaseUrl) {
     thresholds['http_req_failed{name:' + n + '}'] = ['rate>=0'];
   }
 
+  const stopAtBreak = compileStopAtBreak(cfg.stop_at_break);
+  if (stopAtBreak !== null) {
+    // Crossed once a VU has seen the stress limits exceeded for after_s: k6 then stops the ramp (exit 99).
+    thresholds.perfpipe_break = [{ threshold: 'count<1', abortOnFail: true }];
+  }
+
   return {
     testType: testType,
+    stopAtBreak: stopAtBreak,
     // A string: k6 writes the consolidated options back into every VU's exported `options`
     // object, so each VU needs its own mutable (not SharedArray-frozen) copy.
     options: JSON.stringify({

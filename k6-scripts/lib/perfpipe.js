@@ -13,6 +13,10 @@
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { SharedArray } from 'k6/data';
+import { Counter } from 'k6/metrics';
+
+// Counted once per VU that saw the stress limits crossed for stop_at_break.after_s (see noteForBreak).
+const BREAK = new Counter('perfpipe_break');
 
 let PLAN = null;
 
@@ -98,6 +102,7 @@ export function loadPlan(testType) {
       writes: vuGroup(s.writes, reqs),
       readRatio: s.readRatio,
       think: s.think,
+      stopAtBreak: s.stopAtBreak,
     };
   }
   if (PLAN.testType !== testType) fail('run config was compiled for ' + PLAN.testType + ', not ' + testType);
@@ -136,8 +141,53 @@ export function issueRequest(req) {
   const url = req.urlParts === null ? req.url : render(req.urlParts);
   const body = req.bodyParts === null ? req.body : render(req.bodyParts);
   const res = http.request(req.method, url, body, req.params);
-  check(res, req.checks, req.checkTags);
+  const ok = check(res, req.checks, req.checkTags);
+  if (PLAN.stopAtBreak) noteForBreak(PLAN.stopAtBreak, ok, res.timings.duration);
   return res;
+}
+
+// Stop-at-break (stress): this VU's requests per second of the last window_s; when the error rate or p95 of that
+// window stays over the limits for after_s, the VU counts one perfpipe_break and k6's threshold stops the test.
+// A VU only sees its own requests: a fair sample of a system-wide break, and no cross-VU state is needed.
+let WIN = null;
+
+function noteForBreak(b, ok, durationMs) {
+  const now = Date.now();
+  const sec = Math.floor(now / 1000);
+  if (WIN === null) WIN = { slots: [], overSince: 0, fired: false };
+  let slot = WIN.slots.length ? WIN.slots[WIN.slots.length - 1] : null;
+  if (slot === null || slot.sec !== sec) {
+    if (slot !== null) judgeWindow(b, now);  // a second completed: judge the window once per second
+    slot = { sec: sec, n: 0, bad: 0, d: [] };
+    WIN.slots.push(slot);
+    while (WIN.slots[0].sec <= sec - Math.max(1, b.window_s) - 1) WIN.slots.shift();
+  }
+  slot.n++;
+  if (!ok) slot.bad++;
+  slot.d.push(durationMs);
+}
+
+function judgeWindow(b, now) {
+  if (WIN.fired) return;
+  let n = 0, bad = 0;
+  const d = [];
+  for (let i = 0; i < WIN.slots.length; i++) {
+    n += WIN.slots[i].n;
+    bad += WIN.slots[i].bad;
+    for (let j = 0; j < WIN.slots[i].d.length; j++) d.push(WIN.slots[i].d[j]);
+  }
+  if (n < 5) return;  // too few requests to judge
+  d.sort(function (x, y) { return x - y; });
+  const p95 = d[Math.min(d.length - 1, Math.floor(0.95 * d.length))];
+  if (bad / n > b.error_rate || p95 > b.p95_ms) {
+    if (!WIN.overSince) WIN.overSince = now;
+    if (now - WIN.overSince >= b.after_s * 1000) {
+      WIN.fired = true;
+      BREAK.add(1);
+    }
+  } else {
+    WIN.overSince = 0;
+  }
 }
 
 // Weighted pick; with read_ratio set, first reads (GET/HEAD) vs writes, then weighted.

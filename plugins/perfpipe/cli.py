@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a value for this run, e.g. vus=10, duration=30s, thresholds.p95_ms=300")
     run.add_argument("--logical-date", help="ISO date of the run (default: now); rerunning a date replaces "
                                             "its result")
+    run.add_argument("--scenario", dest="chaos_scenario", metavar="NAME",
+                     help="chaos: the target's fault scenario (default: the target's default_scenario)")
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_airflow_arguments(run, "trigger the DAG in that Airflow (REST API) instead of running it in-process")
@@ -129,6 +131,7 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.targets import configured_targets, resolve_target
 
     params: dict[str, Any] = {"profile": args.profile, "overrides": parse_set_arguments(args.overrides)}
+    params["chaos_scenario"] = args.chaos_scenario  # always set: dag.test() would keep a previous run's value
     if args.test_type == "pipeline":
         params["include_soak"] = args.include_soak
     if args.target in configured_targets():
@@ -266,11 +269,16 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
 
 
 def stage_json(point: dict[str, Any]) -> dict[str, Any]:
-    from perfpipe.results import METRIC_FIELDS
+    from perfpipe.results import ANALYSIS_FIELDS, METRIC_FIELDS
 
     metrics = {name: point.get(name) for name in METRIC_FIELDS + ("samples_expected", "samples_stored")}
+    analysis = {name: point[name] for name in ANALYSIS_FIELDS if point.get(name) is not None}
+    details = point.get("analysis") or {}
+    for key in ("scenario", "component", "action", "phases", "events", "limits", "windows_s"):
+        if key in details:
+            analysis[key] = details[key]
     return {"test_type": point["test_type"], "target": point["target"], "verdict": point["verdict"],
-            "testid": point.get("testid"), "metrics": metrics,
+            "testid": point.get("testid"), "metrics": metrics, "analysis": analysis,
             "checks": [{k: c.get(k) for k in ("name", "op", "threshold", "warn", "value", "result")}
                        for c in point["checks"]],
             "metrics_complete": bool(point.get("metrics_complete")), "report": point.get("report")}
@@ -284,6 +292,9 @@ def print_table(result: dict[str, Any], out) -> None:
             f"\n  {stage_line(stage)}",
             f"    samples stored {m['samples_stored']} of {m['samples_expected']} "
             f"(metrics_complete={stage['metrics_complete']})"]
+        figures = {k: v for k, v in stage.get("analysis", {}).items() if not isinstance(v, (dict, list))}
+        if figures:
+            lines.append("    analysis: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
         lines += [f"    {c['result'].upper():5} {c['name']:12} {c['value']!s:>10} {c['op']} {c['threshold']}"
                   for c in stage["checks"]]
         lines.append(f"    report: {stage['report']}")

@@ -21,7 +21,16 @@ from perfpipe.paths import config_dir
 
 PROFILES = ("quick", "standard")
 EXECUTORS = ("constant-vus", "ramping-vus")
-GATE_METRICS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests")
+GATE_METRICS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests",
+                # from perfpipe.analysis, per test type
+                "capacity_vus", "capacity_rps", "breaking_vus", "breaking_rps", "peak_stable_rps",
+                "baseline_p95_ms", "spike_p95_ms", "spike_error_rate", "recovery_s",
+                "p95_drift_pct", "p95_slope_ms_per_min", "error_rate_drift", "memory_growth_pct",
+                "inject_error_rate", "inject_p95_ms", "inject_rps", "recovery_error_rate", "recovery_p95_ms",
+                "recovered_s")
+# Metrics a target must be set up for: without it the check is skipped (shown, never passed).
+_NEEDS_METRICS_URL = ("memory_growth_pct",)
+ANALYSIS_TYPES = ("stress", "spike", "soak", "chaos")
 GATE_OPS = ("<", "<=", ">", ">=")
 # A ceiling no profile or override may exceed, whatever the target says.
 HARD_MAX_VUS = 20_000
@@ -117,7 +126,7 @@ def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
 
 
 _SHAPE_KEYS = {"executor", "vus", "duration", "stages", "start_vus", "think_time_s", "read_ratio",
-               "graceful_stop", "graceful_ramp_down"}
+               "graceful_stop", "graceful_ramp_down", "phases"}
 
 
 def _split_override_key(key: str) -> tuple[str | None, list[str]]:
@@ -223,7 +232,8 @@ def _apply_threshold_override(gates: dict, parts: list[str], value: Any, field: 
 
 
 def default_op(metric: str) -> str:
-    return ">=" if metric in ("rps", "checks_rate", "requests") else "<"
+    return ">=" if metric in ("rps", "checks_rate", "requests", "capacity_vus", "capacity_rps", "breaking_vus",
+                              "breaking_rps", "peak_stable_rps", "inject_rps") else "<"
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -323,6 +333,10 @@ def validate_shape(shape: dict, field: str, max_vus: int) -> dict:
     if executor not in EXECUTORS:
         raise InputError(f"{field}.executor", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     clean = {"executor": executor}
+    if shape.get("phases") is not None:
+        shape = dict(shape)
+        clean["phases"] = _validate_phases(shape, f"{field}.phases")
+        shape["duration"] = format_duration(sum(clean["phases"].values()))
     if executor == "constant-vus":
         clean["vus"] = _int_in(shape.get("vus"), f"{field}.vus", 1, max_vus)
         parse_duration(shape.get("duration"), f"{field}.duration")
@@ -362,6 +376,25 @@ def validate_shape(shape: dict, field: str, max_vus: int) -> dict:
     return clean
 
 
+CHAOS_PHASES = ("baseline", "inject", "recovery")
+
+
+def _validate_phases(shape: dict, field: str) -> dict[str, float]:
+    """Chaos phases {baseline, inject, recovery} (durations) of a constant load; a `duration` scales them."""
+    phases = shape["phases"]
+    if shape.get("executor") != "constant-vus":
+        raise InputError(field, "phases need executor constant-vus (a constant load around the fault)")
+    if not isinstance(phases, dict) or set(phases) != set(CHAOS_PHASES):
+        raise InputError(field, f"expected {{{', '.join(CHAOS_PHASES)}}} durations, got {phases!r}")
+    seconds = {name: parse_duration(phases[name], f"{field}.{name}") for name in CHAOS_PHASES}
+    if min(seconds.values()) <= 0:
+        raise InputError(field, "every phase must be longer than 0s")
+    if shape.get("duration") is not None:  # e.g. an unscoped `duration` override: keep the proportions
+        factor = parse_duration(shape["duration"], f"{field}.duration") / sum(seconds.values())
+        seconds = {name: round(value * factor, 3) for name, value in seconds.items()}
+    return seconds
+
+
 def _graceful(shape: dict, key: str, field: str) -> str:
     value = shape.get(key)
     if value is None:
@@ -375,6 +408,8 @@ def _as_k6_duration(value: Any) -> str:
 
 
 def shape_duration_s(shape: dict) -> float:
+    if shape.get("phases") and not shape.get("duration"):  # a raw chaos shape from a profile
+        return sum(parse_duration(v, "phases") for v in shape["phases"].values())
     if shape.get("executor") == "constant-vus":
         return parse_duration(shape.get("duration", 0), "duration")
     return sum(parse_duration(s.get("duration", 0), "stages.duration") for s in shape.get("stages") or [])
@@ -410,8 +445,88 @@ def run_timeout_s(plan: dict[str, Any]) -> float:
     return float(plan["expected_duration_s"]) * 1.2 + float(settings()["run_timeout_margin_s"])
 
 
+def load_analysis(test_type: str, target: dict) -> dict[str, Any]:
+    """The analysis limits of a test type (gates.yaml `analysis`), with the target's own `analysis` on top."""
+    limits = dict(((read_config_yaml("gates.yaml") or {}).get("analysis") or {}).get(test_type) or {})
+    limits.update((target.get("analysis") or {}).get(test_type) or {})
+    return limits
+
+
+def validate_analysis(analysis: Any, field: str) -> dict[str, Any]:
+    """A target's `analysis:` overrides: known test types and keys, numbers only (chaos scenarios aside)."""
+    if not isinstance(analysis, dict):
+        raise InputError(field, "expected a mapping of test type -> limits")
+    defaults = (read_config_yaml("gates.yaml") or {}).get("analysis") or {}
+    for test_type, limits in analysis.items():
+        where = f"{field}.{test_type}"
+        if test_type not in ANALYSIS_TYPES or not isinstance(limits, dict):
+            raise InputError(where, f"expected one of {', '.join(ANALYSIS_TYPES)} with a mapping of limits")
+        for key, value in limits.items():
+            if key not in (defaults.get(test_type) or {}) or key == "scenarios":
+                raise InputError(f"{where}.{key}", f"unknown limit (known: "
+                                                   f"{', '.join(k for k in defaults.get(test_type) or {} if k != 'scenarios')})")
+            _number(value, f"{where}.{key}")
+    return analysis
+
+
+def validate_capacity(capacity: Any, field: str) -> dict[str, float]:
+    """`required_capacity: {vus: 500, rps: 2000}`: what the stress test's breaking point must reach."""
+    if not isinstance(capacity, dict) or not capacity or set(capacity) - {"vus", "rps"}:
+        raise InputError(field, f"expected {{vus: N, rps: N}} (either or both), got {capacity!r}")
+    if "vus" in capacity:
+        _int_in(capacity["vus"], f"{field}.vus", 1, HARD_MAX_VUS)
+    if "rps" in capacity and _number(capacity["rps"], f"{field}.rps") <= 0:
+        raise InputError(f"{field}.rps", "must be positive")
+    return capacity
+
+
+def _analysis_checks(plan: dict[str, Any], gates: dict[str, Any]) -> dict[str, str]:
+    """Gate checks that come from the target and test type rather than gates.yaml; returns checks to skip."""
+    target, test_type = plan["target"], plan["test_type"]
+    if test_type == "stress":
+        # The breaking point must reach the target's required capacity; without one, the ramp must not break.
+        required = target.get("required_capacity") or {}
+        gates.setdefault("capacity_vus", {"op": ">=", "threshold": required.get("vus", plan["peak_vus"])})
+        if "rps" in required:
+            gates.setdefault("capacity_rps", {"op": ">=", "threshold": required["rps"]})
+    if test_type == "chaos" and plan.get("chaos"):
+        tolerance = plan["chaos"]["tolerance"]
+        gates.setdefault("inject_error_rate", {"op": "<=", "threshold": tolerance["inject_error_rate"]})
+        gates.setdefault("inject_p95_ms", {"op": "<", "threshold": tolerance["inject_p95_ms"]})
+        gates.setdefault("recovered_s", {"op": "<=", "threshold": tolerance["recovered_within_s"]})
+        for absolute in ("p95_ms", "error_rate"):  # the whole run includes the fault: judged per phase instead
+            gates.pop(absolute, None)
+    skipped = {}
+    if not target.get("metrics_url"):
+        skipped.update({name: "the target has no metrics_url" for name, check in gates.items()
+                        if (check.get("metric", name) if isinstance(check, dict) else name) in _NEEDS_METRICS_URL})
+    return skipped
+
+
+def chaos_plan(target: dict, scenario: str | None, phases: dict[str, float] | None) -> dict[str, Any] | None:
+    """The chaos scenario to run (the Param, else the target's default) with its component and gate tolerance."""
+    spec = target.get("chaos")
+    if not spec:
+        if scenario:
+            raise InputError("chaos_scenario", f"target {target['name']!r} declares no chaos scenarios")
+        return None
+    name = scenario or spec.get("default_scenario")
+    if not name:
+        return None
+    scenarios = spec["scenarios"]
+    if name not in scenarios:
+        raise InputError("chaos_scenario", f"unknown scenario {name!r} for target {target['name']!r} "
+                                           f"(known: {', '.join(sorted(scenarios))})")
+    chosen = dict(scenarios[name])
+    defaults = (load_analysis("chaos", {}).get("scenarios") or {})
+    tolerance = {**(defaults.get("default") or {}), **(defaults.get(name) or {}), **(chosen.pop("tolerance", None) or {})}
+    return {"scenario": name, "component": chosen["component"], "action": chosen["action"],
+            "component_spec": spec["components"][chosen["component"]], "scenario_spec": chosen,
+            "tolerance": tolerance, "phases_s": phases}
+
+
 def build_plan(test_type: str, target: dict, profile: str = "quick",
-               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+               overrides: dict[str, Any] | None = None, chaos_scenario: str | None = None) -> dict[str, Any]:
     """The validated plan of one k6 run. Raises InputError naming the bad field."""
     if test_type not in TEST_TYPES:
         raise InputError("test_type", f"unknown test type {test_type!r} (known: {', '.join(TEST_TYPES)})")
@@ -428,10 +543,18 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
         "profile": profile,
         "target": target,
         "shape": clean_shape,
-        "gates": validate_gates(gates, f"thresholds.{test_type}"),
+        "gates": gates,
         "expected_duration_s": shape_duration_s(clean_shape),
         "peak_vus": shape_peak_vus(clean_shape),
+        "analysis": load_analysis(test_type, target),
     }
+    if test_type == "chaos":
+        plan["chaos"] = chaos_plan(target, chaos_scenario, clean_shape.get("phases"))
+        if plan["chaos"] and not clean_shape.get("phases"):
+            raise InputError(f"{profile}.chaos.phases", "a chaos scenario needs the load shape's phases "
+                                                        "{baseline, inject, recovery}")
+    plan["skipped_checks"] = _analysis_checks(plan, gates)
+    plan["gates"] = validate_gates(gates, f"thresholds.{test_type}")
     check_run_fits(plan, f"{profile}.{test_type}.duration")
     return plan
 

@@ -70,6 +70,9 @@ def perf_params(default_profile: str = "standard", default_target: str | None = 
         "profile": Param(default_profile, type="string", enum=list(PROFILES),
                          description="quick = seconds-long shapes; standard = the full test matrix"),
         "overrides": Param({}, **OVERRIDES_SCHEMA),
+        "chaos_scenario": Param(None, type=["string", "null"], pattern=r"^[A-Za-z0-9_.-]+$",
+                                description="chaos: the target's fault scenario to inject (e.g. cache_failure, "
+                                            "db_failure, network_fault); empty = the target's default_scenario"),
     }
 
 

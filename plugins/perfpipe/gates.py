@@ -50,10 +50,14 @@ def score(checks: list[dict]) -> float | None:
 
 def evaluate_gate(metrics: dict[str, Any], gates: dict[str, dict], *, metrics_complete: bool,
                   k6_thresholds_ok: bool = True, aborted: bool = False,
-                  baselines: dict[str, float | None] | None = None) -> tuple[str, list[dict], float | None]:
-    """All checks of a gate, the verdict they add up to and the gate's score."""
-    baselines = baselines or {}
+                  baselines: dict[str, float | None] | None = None,
+                  skipped: dict[str, str] | None = None) -> tuple[str, list[dict], float | None]:
+    """All checks of a gate, the verdict they add up to and the gate's score. `skipped` names checks the target
+    is not set up for (with the reason): shown as skipped, never passed."""
+    baselines, skipped = baselines or {}, skipped or {}
     checks = [evaluate_check(name, check, metrics.get(check.get("metric", name)), baselines.get(name))
+              if name not in skipped else
+              {**evaluate_check(name, check, None), "result": SKIPPED, "reason": skipped[name]}
               for name, check in gates.items()]
     if not k6_thresholds_ok:
         # The user's own k6 script declared thresholds and k6 reported them crossed (exit 99).

@@ -85,6 +85,7 @@ def stage_section(hook: InfluxDBHook, stage: dict[str, Any], report_dir: Path) -
         f'<td>{_cell(c["result"]).upper()}</td></tr>' for c in stage["checks"])
     metrics = " · ".join(f"{name} {_cell(stage.get(name))}" for name in
                          ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "requests", "vus_max", "duration_s"))
+    analysis = analysis_section(stage)
     series = time_series(hook, stage)
     charts = "".join(svg_chart(title, unit, series[title]) for title, _agg, _measurement, unit in SERIES)
     k6_report = stage.get("report") or ""
@@ -99,7 +100,28 @@ def stage_section(hook: InfluxDBHook, stage: dict[str, Any], report_dir: Path) -
             f'{html.escape(stage["verdict"].upper())}</span></h2>'
             f'<p>{metrics}</p><p>samples: {complete} · testid <code>{html.escape(stage["testid"])}</code> · {link}</p>'
             f'<table><tr><th>check</th><th>value</th><th>threshold</th><th>warn</th><th>result</th></tr>{rows}'
-            f'</table><div class="charts">{charts}</div></section>')
+            f'</table>{analysis}<div class="charts">{charts}</div></section>')
+
+
+def analysis_section(stage: dict[str, Any]) -> str:
+    """The test type's own figures (breaking point, recovery, drift, chaos phases)."""
+    from perfpipe.results import ANALYSIS_FIELDS
+
+    figures = " · ".join(f"{name} <b>{_cell(stage[name])}</b>" for name in ANALYSIS_FIELDS
+                         if stage.get(name) is not None)
+    details = stage.get("analysis") or {}
+    phases = details.get("phases") or {}
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_cell(p.get('seconds'))}</td><td>{_cell(p.get('requests'))}"
+                   f"</td><td>{_cell(p.get('error_rate'))}</td><td>{_cell(p.get('p95_ms'))}</td>"
+                   f"<td>{_cell(p.get('rps'))}</td></tr>" for name, p in phases.items())
+    table = ("" if not rows else
+             f"<p>chaos scenario <b>{_cell(details.get('scenario'))}</b>: {_cell(details.get('action'))} "
+             f"{_cell(details.get('component'))}</p><table><tr><th>phase</th><th>seconds</th><th>requests</th>"
+             f"<th>error rate</th><th>p95 ms</th><th>req/s</th></tr>{rows}</table>")
+    note = f'<p class="muted">{_cell(details["note"])}</p>' if details.get("note") else ""
+    if not (figures or table or note):
+        return ""
+    return f"<h3>analysis</h3><p>{figures}</p>{table}{note}"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}

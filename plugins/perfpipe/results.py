@@ -17,6 +17,16 @@ RESULTS_MEASUREMENT = "perf_results"
 # Fields of a perf_results point besides the tags; the CLI JSON and reports read the same names.
 METRIC_FIELDS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests", "vus_max",
                  "duration_s")
+# Figures of perfpipe.analysis (present for their test type only); booleans are stored as 0/1 floats.
+ANALYSIS_FIELDS = (
+    "capacity_vus", "capacity_rps", "breaking_vus", "breaking_rps", "peak_stable_rps", "breaking_at_s",
+    "peak_vus_reached", "broke", "stopped_at_break",
+    "baseline_p95_ms", "spike_p95_ms", "spike_error_rate", "recovery_s", "recovered",
+    "p95_first_ms", "p95_last_ms", "p95_drift_pct", "p95_slope_ms_per_min", "error_rate_drift",
+    "memory_first_mb", "memory_last_mb", "memory_growth_pct", "memory_slope_mb_per_min",
+    "fault_injected", "fault_restored", "recovered_s",
+    "baseline_error_rate", "baseline_rps", "inject_error_rate", "inject_p95_ms", "inject_rps",
+    "recovery_error_rate", "recovery_p95_ms", "recovery_rps")
 # -1 in the score field means "no check was evaluated" (InfluxDB fields cannot be null).
 
 
@@ -26,6 +36,12 @@ def read_k6_summary(path: str | Path) -> dict[str, Any]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+def crossed_thresholds(summary: dict) -> list[str]:
+    """Metrics whose k6 thresholds failed, from --summary-export (`"thresholds": {"rate<0.01": true}` = crossed)."""
+    return sorted(name for name, metric in (summary.get("metrics") or {}).items()
+                  if any((metric.get("thresholds") or {}).values()))
 
 
 def summary_count(summary: dict, metric: str) -> int | None:
@@ -124,7 +140,9 @@ def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any
     for key in ("started_at", "ended_at"):  # the load window: for charts, links and overlap checks
         if stage.get(key):
             fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(stage[key]).timestamp() * 1000))
-    for name in METRIC_FIELDS + ("samples_expected", "samples_stored"):
+    if stage.get("analysis"):
+        fields["analysis_json"] = json.dumps(stage["analysis"], sort_keys=True, default=str)
+    for name in METRIC_FIELDS + ANALYSIS_FIELDS + ("samples_expected", "samples_stored"):
         value = stage["metrics"].get(name)
         if value is not None:
             # One type per field forever: InfluxDB rejects a float after an int in the same shard.
@@ -206,4 +224,5 @@ def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str,
                         {"dag_id": dag_id, "run_id": run_id})
     for point in points:
         point["checks"] = json.loads(point.pop("checks_json", "[]") or "[]")
+        point["analysis"] = json.loads(point.pop("analysis_json", None) or "{}")
     return points

@@ -15,11 +15,13 @@ from perfpipe.config import build_plan, settings
 from perfpipe.errors import InfrastructureError, InputError
 from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
 from perfpipe.hooks.influxdb import InfluxDBHook
-from perfpipe.k6.command import (EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
+from perfpipe.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.k6.runner import validate_script
 from perfpipe.paths import scripts_dir, stage_report_dir
-from perfpipe.results import baseline_values, collect_metrics, read_k6_summary, read_results, store_result
+from perfpipe.analysis import analyse
+from perfpipe.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
+                              read_results, store_result)
 from perfpipe.targets import check_target_allowed, k6_blocked_networks, resolve_header_values, resolve_target
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool =
     header secrets, InfluxDB and the script's init context (`k6 inspect`)."""
     conf = settings()
     target = target_from_params(params)
-    plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {})
+    plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
+                      chaos_scenario=params.get("chaos_scenario") or None)
     plan["allowed_addresses"] = check_target_allowed(target["base_url"], conf["allowlist"])
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx:
@@ -99,17 +102,25 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
     metrics = collect_metrics(hook, run["testid"], summary, duration_s)
     if not summary:
         log.error("k6 wrote no summary (%s): request count cannot be reconciled", run["summary"])
+    analysis = analyse(plan, hook, run["testid"])
+    details = analysis.pop("details", None)
+    metrics.update(analysis)
+    crossed = crossed_thresholds(summary)
+    if BREAK_METRIC in crossed:  # the stress ramp stopped itself past the breaking point, as designed
+        metrics["stopped_at_break"] = True
+        crossed.remove(BREAK_METRIC)
+    k6_thresholds_ok = not crossed if summary else run.get("exit_code") != EXIT_THRESHOLDS_FAILED
     baselines = baseline_values(hook, plan["test_type"], plan["target"]["name"], plan["profile"], plan["gates"],
                                 logical_date)
     verdict, checks, score = evaluate_gate(
-        metrics, plan["gates"], metrics_complete=metrics["metrics_complete"],
-        k6_thresholds_ok=run.get("exit_code") != EXIT_THRESHOLDS_FAILED, aborted=run.get("aborted", False), baselines=baselines)
+        metrics, plan["gates"], metrics_complete=metrics["metrics_complete"], k6_thresholds_ok=k6_thresholds_ok,
+        aborted=run.get("aborted", False), baselines=baselines, skipped=plan.get("skipped_checks"))
     stage = {
         "test_type": plan["test_type"], "target": plan["target"]["name"], "profile": plan["profile"],
         "dag_id": dag_id, "run_id": run_id, "testid": run["testid"], "verdict": verdict,
         "score": score, "metrics": metrics, "checks": checks, "report": run.get("report") or "",
         "summary": run.get("summary") or "", "k6_exit_code": run.get("exit_code"),
-        "started_at": run.get("started_at"), "ended_at": run.get("ended_at"),
+        "started_at": run.get("started_at"), "ended_at": run.get("ended_at"), "analysis": details or {},
     }
     log_stage(stage)
     return stage
@@ -122,6 +133,9 @@ def log_stage(stage: dict[str, Any]) -> None:
              m.get("error_rate"), m.get("rps"), m.get("requests"), m.get("vus_max"))
     log.info("samples: k6 counted %s requests, InfluxDB stored %s -> metrics_complete=%s",
              m.get("samples_expected"), m.get("samples_stored"), m.get("metrics_complete"))
+    figures = {k: m[k] for k in ANALYSIS_FIELDS if m.get(k) is not None}
+    if figures:
+        log.info("%s analysis: %s", stage["test_type"], ", ".join(f"{k} {v}" for k, v in figures.items()))
     for check in stage["checks"]:
         baseline = f" (baseline {check['baseline']} {check['relative']})" if "relative" in check else ""
         log.info("  check %-16s %s %-8s warn %-8s value %-10s -> %s%s", check["name"], check["op"],

@@ -6,6 +6,7 @@ Header values that are secrets are references ({env: VAR} or {connection: CONN_I
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import socket
@@ -18,7 +19,8 @@ from perfpipe.errors import InputError, TargetNotAllowedError
 from perfpipe.paths import PROJECT_ROOT, scripts_dir
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "gates"}
+_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "gates",
+                "required_capacity", "analysis", "metrics_url", "chaos"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,7 +106,58 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
         target["gates"] = _validate_target_gates(raw["gates"], f"{field}.gates")
     if raw.get("description"):
         target["description"] = str(raw["description"])
+    _validate_test_settings(raw, target, field)
     return target
+
+
+def _validate_test_settings(raw: dict, target: dict, field: str) -> None:
+    """What the stress, soak and chaos analyses need to know about the target."""
+    from perfpipe.config import validate_analysis, validate_capacity
+
+    if raw.get("required_capacity") is not None:
+        target["required_capacity"] = validate_capacity(raw["required_capacity"], f"{field}.required_capacity")
+    if raw.get("analysis") is not None:
+        target["analysis"] = validate_analysis(raw["analysis"], f"{field}.analysis")
+    if raw.get("metrics_url") is not None:
+        path = raw["metrics_url"]
+        # A path on the target itself: the allowlist that admits the target admits its metrics endpoint.
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
+            raise InputError(f"{field}.metrics_url", f"expected a path on the target such as /__stats, got {path!r}")
+        target["metrics_url"] = path
+    if raw.get("chaos") is not None:
+        target["chaos"] = _validate_chaos(raw["chaos"], target["name"], f"{field}.chaos")
+
+
+def _validate_chaos(chaos: Any, name: str, field: str) -> dict[str, Any]:
+    """Components and scenarios a chaos test may fault (perfpipe.chaos); a scenario may carry its gate tolerance."""
+    from perfpipe.chaos.spec import parse_chaos
+
+    if not isinstance(chaos, dict) or not isinstance(chaos.get("scenarios"), dict):
+        raise InputError(field, "expected {components: ..., scenarios: ..., default_scenario: ...}")
+    tolerances = {}
+    scenarios = {}
+    for scenario, spec in chaos["scenarios"].items():
+        spec = dict(spec) if isinstance(spec, dict) else spec
+        if isinstance(spec, dict) and "tolerance" in spec:
+            tolerances[scenario] = _validate_tolerance(spec.pop("tolerance"), f"{field}.scenarios.{scenario}.tolerance")
+        scenarios[scenario] = spec
+    parse_chaos(name, {**chaos, "scenarios": scenarios})
+    clean = copy.deepcopy(chaos)
+    for scenario, tolerance in tolerances.items():
+        clean["scenarios"][scenario]["tolerance"] = tolerance
+    return clean
+
+
+_TOLERANCE_KEYS = ("inject_error_rate", "inject_p95_ms", "recovered_within_s")
+
+
+def _validate_tolerance(tolerance: Any, field: str) -> dict[str, float]:
+    if not isinstance(tolerance, dict) or set(tolerance) - set(_TOLERANCE_KEYS):
+        raise InputError(field, f"expected a mapping with any of {', '.join(_TOLERANCE_KEYS)}, got {tolerance!r}")
+    for key, value in tolerance.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"{field}.{key}", f"expected a number >= 0, got {value!r}")
+    return tolerance
 
 
 def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:

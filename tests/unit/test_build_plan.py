@@ -21,7 +21,8 @@ def _timeline(shape):
 
 def test_plan_layout(api_target):
     plan = build_plan("smoke", api_target, "quick")
-    assert set(plan) == {"test_type", "profile", "target", "shape", "gates", "expected_duration_s", "peak_vus"}
+    assert set(plan) == {"test_type", "profile", "target", "shape", "gates", "expected_duration_s", "peak_vus",
+                         "analysis", "skipped_checks"}
     assert (plan["test_type"], plan["profile"], plan["target"]) == ("smoke", "quick", api_target)
 
 
@@ -70,10 +71,11 @@ def test_standard_soak_is_2h15m_at_500(api_target):
     assert hold == [{"duration": "2h", "target": 500}]
 
 
-def test_standard_chaos_is_30m_constant(api_target):
+def test_standard_chaos_is_a_constant_load_through_three_phases(api_target):
     plan = build_plan("chaos", api_target, "standard")
     assert plan["shape"]["executor"] == "constant-vus"
-    assert plan["expected_duration_s"] == 1800.0
+    assert plan["shape"]["phases"] == {"baseline": 30.0, "inject": 60.0, "recovery": 30.0}
+    assert plan["expected_duration_s"] == 120.0
     assert plan["peak_vus"] == plan["shape"]["vus"] >= 1
 
 

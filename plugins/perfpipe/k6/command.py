@@ -19,6 +19,8 @@ from perfpipe.hooks.influxdb import InfluxSettings
 EXIT_THRESHOLDS_FAILED = 99  # the script's own thresholds were crossed: a measured run
 EXIT_EXTERNAL_ABORT = 105  # stopped from outside (SIGTERM/SIGINT): k6 still wrote its summary
 EXIT_SCRIPT_ERROR = 107  # script or config error in the init context (also from `k6 inspect`)
+# The counter behind the stress test's stop-at-break threshold (k6-scripts/lib): crossing it is by design.
+BREAK_METRIC = "perfpipe_break"
 
 RUN_CONFIG_FILE = "run-config.json"
 SUMMARY_FILE = "summary.json"
@@ -67,7 +69,12 @@ def script_for(plan: dict[str, Any], scripts_path: str) -> str:
 def run_config(plan: dict[str, Any]) -> dict[str, Any]:
     """The JSON the bundled scripts read (docs/k6-script-contract.md). Headers are left out: they may be secret."""
     target = {k: v for k, v in plan["target"].items() if k in ("name", "base_url", "requests")}
-    return {"test_type": plan["test_type"], "target": target, "shape": plan["shape"]}
+    config = {"test_type": plan["test_type"], "target": target, "shape": plan["shape"]}
+    limits = plan.get("analysis") or {}
+    if plan["test_type"] == "stress" and limits.get("abort_after_s"):
+        config["stop_at_break"] = {"error_rate": limits["error_rate"], "p95_ms": limits["p95_ms"],
+                                   "window_s": limits["sustain_s"], "after_s": limits["abort_after_s"]}
+    return config
 
 
 def write_run_config(plan: dict[str, Any], report_dir: Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from perfpipe.companions import RunCompanions
 from perfpipe.errors import InfrastructureError
 from perfpipe.k6.command import (EXIT_EXTERNAL_ABORT, EXIT_THRESHOLDS_FAILED, LOG_FILE, REPORT_FILE, SUMMARY_FILE,
                                  testid_for, write_run_config)
@@ -75,6 +76,7 @@ class K6Operator(BaseOperator):
         self.plan_task_id = plan_task_id
         self.grafana_url = ""
         self._process = None
+        self._companions = None
         self._running: dict[str, Any] = {}
 
     def execute(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +95,9 @@ class K6Operator(BaseOperator):
         self._process = LocalK6Process(invocation, report_dir / LOG_FILE, timeout_s=run_timeout_s(plan))
         self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,
                          "dag_id": dag_id, "run_id": run_id, "context": context}
-        outcome = self._process.run()
+        self._companions = RunCompanions(plan, testid)
+        with self._companions:
+            outcome = self._process.run()
         aborted = outcome.aborted or outcome.exit_code == EXIT_EXTERNAL_ABORT
         self.grafana_url = grafana_run_url(testid, started, datetime.now(timezone.utc))
         log.info("k6 exited with code %s after %.1fs%s", outcome.exit_code, outcome.duration_s,
@@ -105,6 +109,8 @@ class K6Operator(BaseOperator):
 
     def on_kill(self) -> None:
         """Airflow stops the task (mark failed, timeout, SIGTERM): end k6 gracefully, record the stage aborted."""
+        if self._companions is not None:
+            self._companions.stop()  # first: no fault stays injected, whatever happens next
         if self._process is None:
             return
         log.warning("task killed: stopping k6 (pid %s) and its process group", self._process.pid)
