@@ -374,9 +374,10 @@ class FaultHold:
         return {**event, "ok": True, "detail": detail, "duration_s": round(time.monotonic() - started, 4)}
 
 
-def restore_leftovers(ledger_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Module-level convenience: see perfpipe.chaos.ledger.restore_leftovers."""
-    return ledger.restore_leftovers(ledger_dir)
+def restore_leftovers(ledger_dir: str | Path | None = None, environ: dict[str, str] | None = None
+                      ) -> list[dict[str, Any]]:
+    """Restore the faults of dead (or hung) holders; see perfpipe.chaos.ledger.restore_leftovers."""
+    return ledger.restore_leftovers(ledger_dir, environ)
 
 
 if __name__ == "__main__":
