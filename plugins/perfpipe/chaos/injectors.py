@@ -295,14 +295,14 @@ class DockerInjector(Injector):
 
     def _client(self):
         if self._client_obj is None:
-            if self._client_factory is not None:
-                self._client_obj = self._client_factory()
-            else:
-                try:
+            try:
+                if self._client_factory is not None:
+                    self._client_obj = self._client_factory()
+                else:
                     import docker  # lazy: only chaos runs against containers need the SDK and an engine
                     self._client_obj = docker.from_env(timeout=DOCKER_TIMEOUT_S)
-                except Exception as exc:  # docker.errors.DockerException: no engine answers
-                    raise ChaosError(f"{self.component.name}: no Docker engine reachable: {exc}") from None
+            except Exception as exc:  # docker.errors.DockerException: no engine answers
+                raise ChaosError(f"{self.component.name}: no Docker engine reachable: {exc}") from None
         return self._client_obj
 
     def _container(self, ref: str):
