@@ -25,7 +25,7 @@ import pytest
 
 from perfpipe.chaos import ChaosError, FaultHold, parse_chaos, restore_leftovers
 from perfpipe.chaos.injectors import proc_stat
-from perfpipe.chaos.ledger import entries
+from perfpipe.chaos.ledger import entries, restore_entry
 
 pytestmark = pytest.mark.integration
 
@@ -237,6 +237,8 @@ def test_pause_stops_process_and_child_restore_resumes(component, ledger_dir):
     assert component.answer()["pid"] == pids[0]
     assert [e["event"] for e in events] == ["inject", "restore"]
     assert hold.restore() is info  # idempotent
+    assert restore_entry(entry)["resumed_pids"] == pids  # restoring the same fault again is harmless
+    assert all(state(p) in ("S", "R") for p in pids) and component.answer()["pid"] == pids[0]
     assert_clean(ledger_dir)
 
 
@@ -246,12 +248,16 @@ def test_stop_kills_tree_and_restore_starts_a_new_process(component, ledger_dir)
     timing("process stop: inject (holder, SIGTERM tree)", hold.inject_event["duration_s"])
     assert all(state(p) is None for p in old)
     assert component.answer(timeout=0.5) is None
+    (_, entry), = entries(ledger_dir)
+    assert sorted(p["pid"] for p in entry["state"]["processes"]) == sorted(old)
     started = time.monotonic()
     info = hold.restore()
     timing("process stop: restore() -> start_command + pid check", time.monotonic() - started)
     assert info["ok"] is True, info
     new_pid = info["detail"]["started_pid"]
     assert new_pid != old[0] and component.answer()["pid"] == new_pid
+    assert restore_entry(entry) == {"already_running_pid": new_pid, "attempts": 1}  # no second start
+    assert component.answer()["pid"] == new_pid
     assert_clean(ledger_dir)
 
 

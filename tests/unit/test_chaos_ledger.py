@@ -43,9 +43,10 @@ def test_entries_are_atomic_and_unreadable_ones_reported(tmp_path):
 
 
 @pytest.mark.parametrize("faults, active", [
-    ({"latency_ms": 0, "partition": False}, False), ({}, False), ({"latency_ms": None}, False),
+    ({"latency_ms": 0, "partition": False}, False), ({"latency_ms": None}, False), ({"partition": False}, False),
+    ({"faults": {"latency_ms": 0, "partition": False}}, False), ({"faults": {"latency_ms": 300}}, True),
     ({"latency_ms": 300, "partition": False}, True), ({"latency_ms": 0, "partition": True}, True),
-    ([], True), ("ok", True),
+    ({}, True), ({"status": "ok"}, True), ([], True), ("ok", True),
 ])
 def test_fault_active(faults, active):
     assert fault_active(faults) is active

@@ -220,7 +220,7 @@ class FaultHold:
         self._changed = threading.Condition()
         self._stderr_tail: deque[str] = deque(maxlen=40)
         self._stdout_done = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # restore() may be re-entered from on_kill's signal handler
         threading.Thread(target=self._read_stdout, name=f"chaos-holder-{proc.pid}-out", daemon=True).start()
         threading.Thread(target=self._read_stderr, name=f"chaos-holder-{proc.pid}-err", daemon=True).start()
 

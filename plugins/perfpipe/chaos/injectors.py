@@ -366,9 +366,14 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({})) 
 
 
 def fault_active(faults: Any) -> bool:
-    """GET /faults shows a fault when latency_ms > 0 or partition is true."""
-    if not isinstance(faults, dict):
-        return True  # unreadable = not known to be clean
+    """GET /faults ({"latency_ms": int, "partition": bool}) shows a fault when latency_ms > 0 or partition is true.
+
+    An answer without either field is not known to be clean, so it counts as a fault (restore then fails loudly
+    instead of reporting a link as healthy that it cannot read)."""
+    if isinstance(faults, dict) and isinstance(faults.get("faults"), dict):
+        faults = faults["faults"]
+    if not isinstance(faults, dict) or not ({"latency_ms", "partition"} & set(faults)):
+        return True
     return bool(faults.get("partition")) or bool(faults.get("latency_ms") or 0)
 
 
