@@ -291,12 +291,13 @@ def test_hold_elapsed_restores_automatically(component, ledger_dir):
     assert_clean(ledger_dir)
 
 
-def test_holder_sigterm_restores(component, ledger_dir):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_holder_signalled_restores(component, ledger_dir, sig):
     pids = component.pids()
     hold = FaultHold.start(component.spec(), "cache_pause", hold_s=120, ledger_dir=ledger_dir)
-    os.kill(hold.pid, signal.SIGTERM)
+    os.kill(hold.pid, sig)
     info = hold.wait(timeout=20)
-    assert info["ok"] is True and info["reason"] == "signal:SIGTERM"
+    assert info["ok"] is True and info["reason"] == f"signal:{sig.name}"
     assert all(state(p) in ("S", "R") for p in pids) and component.answer() is not None
     assert_clean(ledger_dir)
 
@@ -324,6 +325,53 @@ def test_holder_sigkill_leaves_ledger_and_restore_leftovers_restores(component, 
     assert restore_leftovers(ledger_dir) == []  # nothing left; a second call is a no-op
     assert hold.restore()["ok"] is True  # the parent's handle: holder gone, nothing left to restore
     assert_clean(ledger_dir)
+
+
+def test_wait_restores_from_the_ledger_when_the_holder_was_killed(component, ledger_dir):
+    pids = component.pids()
+    hold = FaultHold.start(component.spec(), "cache_pause", hold_s=120, ledger_dir=ledger_dir)
+    os.kill(hold.pid, signal.SIGKILL)
+    info = hold.wait(timeout=20)
+    assert info["ok"] is True and info["reason"] == "holder_gone" and info["holder_exit"] == -signal.SIGKILL
+    assert all(state(p) in ("S", "R") for p in pids) and component.answer() is not None
+    assert_clean(ledger_dir)
+
+
+def test_start_times_out_then_restores_what_the_late_holder_injected(component, ledger_dir):
+    pids = component.pids()
+    slow = component.spec(pid_command=["bash", "-c", f'sleep 1.5; exec bash "{component.control}" pid'])
+    started = time.monotonic()
+    with pytest.raises(ChaosError, match=r"not injected within 0.5 s \(restore ok=True\)"):
+        FaultHold.start(slow, "cache_pause", hold_s=120, inject_timeout_s=0.5, ledger_dir=ledger_dir)
+    assert time.monotonic() - started < 20
+    assert all(state(p) in ("S", "R") for p in pids) and component.answer() is not None
+    assert_clean(ledger_dir)
+
+
+def test_restore_leftovers_kills_a_holder_hung_past_its_restore_deadline(ledger_dir, tmp_path):
+    from perfpipe.chaos import ledger as chaos_ledger
+
+    stub = StubProxy()
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "perfpipe.chaos.holder"])
+    try:
+        stub.faults = {"latency_ms": 300, "partition": False}
+        spec = proxy_spec(stub.url)
+        scenario = spec.scenario("network_fault")
+        chaos_ledger.write_entry(chaos_ledger.new_entry_path(ledger_dir, scenario.name), {
+            "target": "chaostest", "scenario": scenario.name, "scenario_spec": scenario.to_dict(),
+            "component": spec.component_of(scenario).to_dict(), "action": "latency", "holder_pid": hung.pid,
+            "holder_starttime": proc_stat(hung.pid)[2], "cwd": str(tmp_path), "env": {},
+            "state": {"kind": "proxy", "action": "latency", "control_url": stub.url},
+            "restore_by": time.time() - 1})
+        (result,) = restore_leftovers(ledger_dir)
+        assert result["ok"] is True and result["holder_pid"] == hung.pid
+        assert hung.wait(timeout=5) == -signal.SIGKILL
+        assert stub.faults == {"latency_ms": 0, "partition": False}
+        assert_clean(ledger_dir)
+    finally:
+        hung.kill()
+        hung.wait(timeout=5)
+        stub.close()
 
 
 def test_restore_leftovers_leaves_a_live_holders_fault_alone(component, ledger_dir):
@@ -643,3 +691,17 @@ def test_docker_container_fault(ledger_dir, scenario):
         assert_clean(ledger_dir)
     finally:
         container.remove(force=True)
+
+
+def test_restore_leftovers_command_line(component, ledger_dir):
+    pids = component.pids()
+    hold = FaultHold.start(component.spec(), "cache_pause", hold_s=120, ledger_dir=ledger_dir)
+    os.kill(hold.pid, signal.SIGKILL)
+    hold.proc.wait(timeout=10)
+    run = subprocess.run([sys.executable, "-m", "perfpipe.chaos.holder", "--restore-leftovers", "--ledger-dir",
+                          str(ledger_dir)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(run.stdout)
+    assert result["ok"] is True and result["scenario"] == "cache_pause"
+    assert all(state(p) in ("S", "R") for p in pids)
+    assert_clean(ledger_dir)
