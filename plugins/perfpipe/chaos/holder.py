@@ -10,6 +10,8 @@ JSON lines ({"event": "inject"|"restore"|"error", ...}) and restores when hold_s
 reaches EOF or its parent changes (the parent died, SIGKILL included), or on SIGTERM/SIGINT/SIGHUP. It is in
 its own session, so signals to the task's process group do not reach it; the ledger entry is removed only
 after a successful restore, so restore_leftovers() can undo what a killed holder could not.
+Holder exit codes: 0 injected and restored; 1 inject failed, partial fault restored; 2 bad request or plan failed
+(nothing injected); 3 signalled before inject (nothing injected); 4 restore failed (ledger entry kept).
 `python -m perfpipe.chaos.holder --restore-leftovers` restores leftovers and prints them as JSON.
 """
 

@@ -76,8 +76,14 @@ def entries(directory: Path) -> list[tuple[Path, dict[str, Any] | None]]:
     """Every ledger entry (None for an unreadable file), oldest first."""
     if not directory.is_dir():
         return []
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # removed by its holder meanwhile
+            return 0.0
+
     found = []
-    for path in sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime if p.exists() else 0):
+    for path in sorted(directory.glob("*.json"), key=mtime):
         try:
             found.append((path, json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
