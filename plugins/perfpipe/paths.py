@@ -38,3 +38,9 @@ def safe_component(value: str) -> str:
 
 def stage_report_dir(dag_id: str, run_id: str, test_type: str) -> Path:
     return run_report_dir(dag_id, run_id) / test_type
+
+
+def chaos_ledger_dir() -> Path:
+    """Ledger of injected chaos faults: $PERFPIPE_RUN_DIR/chaos, else <repo>/run/chaos (the scripts' run dir)."""
+    run_dir = os.environ.get("PERFPIPE_RUN_DIR")
+    return Path(run_dir) / "chaos" if run_dir else PROJECT_ROOT / "run" / "chaos"
