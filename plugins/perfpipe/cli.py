@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="tests running now: live VUs, request rate, error rate (InfluxDB)")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    chaos = sub.add_parser("chaos", help="chaos faults: `chaos restore` undoes any fault a killed run left behind")
+    chaos.add_argument("action", choices=("restore",))
+    chaos.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     airflow_env.configure()
     out = _reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    commands = {"stop": stop_command, "status": status_command}
+    commands = {"stop": stop_command, "status": status_command, "chaos": chaos_command}
     try:
         if args.command in commands:
             return commands[args.command](args, out)
@@ -112,6 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(result, out)
     return result["exit_code"]
+
+
+def chaos_command(args: argparse.Namespace, out) -> int:
+    """Restore the faults of chaos holders that died without restoring (each chaos run also does this first)."""
+    from perfpipe.chaos import restore_leftovers
+
+    restored = restore_leftovers()
+    failed = [r for r in restored if not r.get("ok")]
+    if args.json:
+        print(json.dumps({"restored": restored}, indent=2, default=str), file=out, flush=True)
+    else:
+        for r in restored:
+            state = "restored" if r.get("ok") else f"NOT restored: {r.get('error')}"
+            print(f"{r.get('scenario')}: {r.get('action')} on {r.get('component')}: {state}", file=out)
+        print(f"{len(restored)} leftover fault(s), {len(failed)} failed", file=out, flush=True)
+    return EXIT_ERROR if failed else EXIT_PASSED
 
 
 def _reserve_stdout():

@@ -96,13 +96,16 @@ class ChaosController(_Companion):
         super().__init__(plan, testid, "perfpipe-chaos")
         self.chaos = plan["chaos"]
         self.hold = None
-        self.lock = threading.Lock()
+        self.restore_recorded = False
+        self.lock = threading.Lock()  # inject vs. restore from on_kill
+        self.event_lock = threading.Lock()
         self.hook = InfluxDBHook(timeout_s=5)
 
     def run(self) -> None:
-        from perfpipe.chaos import FaultHold, restore_leftovers
+        from perfpipe.chaos import FaultHold, parse_chaos, restore_leftovers
 
         phases = self.chaos["phases_s"]
+        spec = parse_chaos(self.plan["target"]["name"], self.chaos["spec"])
         try:
             restored = restore_leftovers()
             if restored:
@@ -117,8 +120,9 @@ class ChaosController(_Companion):
                     return
                 log.info("chaos %s: injecting %s on %s for %.0fs", self.chaos["scenario"], self.chaos["action"],
                          self.chaos["component"], phases["inject"])
-                self.hold = FaultHold.start(self.chaos, hold_s=phases["inject"], on_event=self.record_event)
-            self.hold.wait()
+                self.hold = FaultHold.start(spec, self.chaos["scenario"], hold_s=phases["inject"],
+                                            on_event=self.on_holder_event)
+            self.record_restore(self.hold.wait())
         except Exception:
             log.exception("chaos %s failed; the fault is restored", self.chaos["scenario"])
             self.record_event({"event": "error", "time": time.time(), "detail": "see the task log"})
@@ -145,7 +149,23 @@ class ChaosController(_Companion):
     def restore(self) -> None:
         with self.lock:
             if self.hold is not None:
-                self.hold.restore()
+                self.record_restore(self.hold.restore())
+
+    def on_holder_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "restore":
+            self.record_restore(event)
+        else:
+            self.record_event(event)
+
+    def record_restore(self, event: dict[str, Any]) -> None:
+        """Once per fault, whichever path saw the restore first (the holder's report or our own restore call)."""
+        with self.event_lock:
+            if self.restore_recorded:
+                return
+            self.restore_recorded = True
+        if not event.get("ok"):
+            log.error("chaos %s: the fault was NOT restored: %s", self.chaos["scenario"], event)
+        self.record_event(event)
 
     def stop(self) -> None:
         super().stop()
@@ -156,7 +176,7 @@ class ChaosController(_Companion):
         kind = str(event.get("event"))
         log.info("chaos event %s: %s", kind, json.dumps(event, default=str))
         fields = {"text": f"{self.chaos['scenario']}: {kind} {self.chaos['action']} on {self.chaos['component']}"
-                          + (f" ({event['detail']})" if event.get("detail") else ""),
+                          + (f" ({json.dumps(event['detail'], default=str)[:300]})" if event.get("detail") else ""),
                   "component": self.chaos["component"], "action": self.chaos["action"],
                   "ok": bool(event.get("ok", True))}
         try:

@@ -520,8 +520,11 @@ def chaos_plan(target: dict, scenario: str | None, phases: dict[str, float] | No
     chosen = dict(scenarios[name])
     defaults = (load_analysis("chaos", {}).get("scenarios") or {})
     tolerance = {**(defaults.get("default") or {}), **(defaults.get(name) or {}), **(chosen.pop("tolerance", None) or {})}
-    return {"scenario": name, "component": chosen["component"], "action": chosen["action"],
-            "component_spec": spec["components"][chosen["component"]], "scenario_spec": chosen,
+    component = chosen["component"]
+    # Just this scenario and its component: what perfpipe.chaos.parse_chaos needs at run time.
+    run_spec = {"components": {component: spec["components"][component]}, "scenarios": {name: chosen},
+                "default_scenario": name}
+    return {"scenario": name, "component": component, "action": chosen["action"], "spec": run_spec,
             "tolerance": tolerance, "phases_s": phases}
 
 
