@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import select
 import threading
 import time
 
@@ -294,9 +295,10 @@ class PostgresStore:
                     raise DbUnavailable("store closed")
                 while self._idle:
                     conn = self._idle.pop()
-                    if not conn.closed:
+                    if not conn.closed and not _peer_gone(conn):
                         return conn
                     self._total -= 1
+                    conn.close()
                 if self._total < self.pool_size and self._connecting == 0:
                     self._connect_in_background()
                 remaining = deadline - time.monotonic()
@@ -526,9 +528,10 @@ class PostgresStore:
                     raise DbUnavailable("store closed")
                 while self._idle:
                     conn = self._idle.pop()
-                    if not conn.closed:
+                    if not conn.closed and not _peer_gone(conn):
                         return conn
                     self._total -= 1
+                    conn.close()
                 if self._total < self.pool_size and self._connecting == 0:
                     self._connect_in_background()
                 remaining = deadline - time.monotonic()
@@ -632,6 +635,15 @@ class PostgresStore:
                 raise BadInput(exc.diag.message_primary or "unknown id") from None
         result = self._run(q)
         return int(result["order_id"]), {int(k): float(v) for k, v in result["prices"].items()}
+
+
+def _peer_gone(conn) -> bool:
+    """An idle connection has nothing to read; if it has, the server said goodbye (restart, shutdown, cut link)."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _product(row) -> dict:
