@@ -297,34 +297,42 @@ start_component() {
     log "$c started (pid $pid), log $(logfile_of "$c")"
 }
 
+# True while PID runs; a zombie (exited, not yet reaped by whoever inherited it) counts as gone.
+alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 stop_component() {
     local c="$1" pidfile needle pid i sig=TERM
     pidfile="$(pidfile_of "$c")"
     needle="$(needle_of "$c")"
-    if [[ "$c" != database ]]; then
-        stop_pidfile "$pidfile" "$needle" "demo $c"
-        return
-    fi
-    # PostgreSQL: SIGINT is its "fast" shutdown (SIGTERM would wait for every client to disconnect).
     if ! pid="$(pid_alive "$pidfile" "$needle")"; then
         rm -f "$pidfile"
-        log "demo database not running"
+        log "demo $c not running"
         return 0
     fi
-    kill -CONT "$pid" 2>/dev/null || true  # a paused (chaos) server cannot shut down
-    kill -INT "$pid" 2>/dev/null || true
+    # PostgreSQL: SIGINT is its "fast" shutdown (SIGTERM would wait for every client to disconnect).
+    [[ "$c" == database ]] && sig=INT
+    cmd_signal_all "$c" CONT >/dev/null 2>&1 || true  # a paused (chaos) process cannot shut down
+    kill "-$sig" "$pid" 2>/dev/null || true
     for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+        alive "$pid" || break
+        sleep 0.05
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "demo database (pid $pid) still running after 15 s: SIGQUIT"
-        kill -QUIT "$pid" 2>/dev/null || true
-        sleep 2
+    if alive "$pid"; then
+        warn "demo $c (pid $pid) still running after SIG$sig: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
     fi
-    kill -0 "$pid" 2>/dev/null && die "demo database (pid $pid) is still alive"
+    alive "$pid" && die "demo $c (pid $pid) is still alive"
     rm -f "$pidfile"
-    log "demo database stopped (pid $pid)"
+    log "demo $c stopped (pid $pid)"
 }
 
 status_component() {
