@@ -32,6 +32,28 @@ def free_port() -> int:
 
 DEMO_PORT = free_port()
 DEMO_URL = f"http://127.0.0.1:{DEMO_PORT}"
+# The whole demo system (scripts/demo.sh: Redis, PostgreSQL, fault proxy, API) on free ports. Its own
+# directory, searchable by others: PostgreSQL runs as the `postgres` user when the tests run as root, and
+# SESSION_DIR (mkdtemp, 0700) is not reachable for it.
+DEMO_DIR = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))
+DEMO_DIR.chmod(0o711)
+DEMO_PORTS = {"api": DEMO_PORT, "cache": free_port(), "database": free_port(), "proxy": free_port(),
+              "proxy_control": free_port()}
+# In the tests' own environment too: the chaos holder addresses this demo system through scripts/demo.sh (pid,
+# start), from in-process dag.test() runs and from the CLI alike.
+DEMO_ENV = {
+    "PERFPIPE_DEMO_HOST": "127.0.0.1",
+    "PERFPIPE_DEMO_PORT": str(DEMO_PORTS["api"]),
+    "PERFPIPE_DEMO_REDIS_PORT": str(DEMO_PORTS["cache"]),
+    "PERFPIPE_DEMO_PG_PORT": str(DEMO_PORTS["database"]),
+    "PERFPIPE_DEMO_PROXY_PORT": str(DEMO_PORTS["proxy"]),
+    "PERFPIPE_DEMO_PROXY_CONTROL_PORT": str(DEMO_PORTS["proxy_control"]),
+    "PERFPIPE_DEMO_DATA_DIR": str(DEMO_DIR / "data"),
+    "PERFPIPE_DEMO_WORKERS": "2",
+    "PERFPIPE_RUN_DIR": str(DEMO_DIR / "run"),
+}
+os.environ.update(DEMO_ENV)
+os.environ.pop("PERFPIPE_DEMO_ARGS", None)
 CONFIG_DIR = SESSION_DIR / "config"
 
 os.environ.update({
@@ -53,6 +75,8 @@ def _write_test_config() -> None:
     targets_file = CONFIG_DIR / "targets.yaml"
     targets = yaml.safe_load(targets_file.read_text())
     targets["targets"]["demo"]["base_url"] = DEMO_URL
+    components = targets["targets"]["demo"]["chaos"]["components"]
+    components["database_link"]["control_url"] = f"http://127.0.0.1:{DEMO_PORTS['proxy_control']}"
     targets_file.write_text(yaml.safe_dump(targets, sort_keys=False))
 
 
@@ -107,11 +131,6 @@ class DemoTarget:
         return int(self.stats()["requests"])
 
 
-# The whole demo system (scripts/demo.sh: Redis, PostgreSQL, fault proxy, API) on free ports. Its own
-# directory, searchable by others: PostgreSQL runs as the `postgres` user when the tests run as root, and
-# SESSION_DIR (mkdtemp, 0700) is not reachable for it.
-DEMO_DIR = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))
-DEMO_DIR.chmod(0o711)
 DEMO_COMPONENTS = ("api", "cache", "database", "proxy")
 
 
@@ -180,21 +199,8 @@ class DemoSystem(DemoTarget):
 @pytest.fixture(scope="session")
 def demo_system():
     """The whole demo system on this session's ports, stopped (and its data removed) at session end."""
-    ports = {"api": DEMO_PORT, "cache": free_port(), "database": free_port(), "proxy": free_port(),
-             "proxy_control": free_port()}
-    env = {**os.environ,
-           "PERFPIPE_DEMO_HOST": "127.0.0.1",
-           "PERFPIPE_DEMO_PORT": str(ports["api"]),
-           "PERFPIPE_DEMO_REDIS_PORT": str(ports["cache"]),
-           "PERFPIPE_DEMO_PG_PORT": str(ports["database"]),
-           "PERFPIPE_DEMO_PROXY_PORT": str(ports["proxy"]),
-           "PERFPIPE_DEMO_PROXY_CONTROL_PORT": str(ports["proxy_control"]),
-           "PERFPIPE_DEMO_DATA_DIR": str(DEMO_DIR / "data"),
-           "PERFPIPE_DEMO_WORKERS": "2",
-           "PERFPIPE_RUN_DIR": str(DEMO_DIR / "run"),
-           "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log"),
-           "PERFPIPE_PYTHON": sys.executable}
-    env.pop("PERFPIPE_DEMO_ARGS", None)
+    ports = DEMO_PORTS
+    env = {**os.environ, **DEMO_ENV, "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log"), "PERFPIPE_PYTHON": sys.executable}
     system = DemoSystem(DEMO_URL, env, ports)
     try:
         system.sh("start", timeout=120)
