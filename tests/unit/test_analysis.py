@@ -114,3 +114,28 @@ def test_steady_buckets_drop_ramps():
 ])
 def test_phase_bounds(events, expected):
     assert phase_bounds(events, 0, 25000) == expected
+
+
+def test_crossed_thresholds_reads_the_summary_export():
+    from perfpipe.results import crossed_thresholds
+
+    summary = {"metrics": {"perfpipe_break": {"thresholds": {"count<1": True}},
+                           "http_req_duration": {"thresholds": {"p(95)<500": False}},
+                           "iterations": {"count": 3}}}
+    assert crossed_thresholds(summary) == ["perfpipe_break"]
+    assert crossed_thresholds({}) == []
+
+
+def test_report_shows_analysis_figures_and_the_chaos_phase_table():
+    from perfpipe.report import analysis_section
+
+    stage = {"breaking_vus": 24.0, "recovered_s": 1.0,
+             "analysis": {"scenario": "db_failure", "action": "stop", "component": "database",
+                          "phases": {"baseline": {"seconds": 5, "requests": 500, "error_rate": 0, "p95_ms": 4,
+                                                  "rps": 100},
+                                     "inject": {"seconds": 10, "requests": 900, "error_rate": 0.2, "p95_ms": 9,
+                                                "rps": 90}}}}
+    html = analysis_section(stage)
+    assert "breaking_vus <b>24</b>" in html and "recovered_s <b>1</b>" in html
+    assert "<td>inject</td><td>10</td><td>900</td><td>0.2</td>" in html
+    assert analysis_section({}) == ""
