@@ -110,8 +110,6 @@ class DemoTarget:
 # The whole demo system (scripts/demo.sh: Redis, PostgreSQL, fault proxy, API) on free ports. Its own
 # directory, searchable by others: PostgreSQL runs as the `postgres` user when the tests run as root, and
 # SESSION_DIR (mkdtemp, 0700) is not reachable for it.
-DEMO_DIR = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))
-DEMO_DIR.chmod(0o711)
 DEMO_COMPONENTS = ("api", "cache", "database", "proxy")
 
 
@@ -180,6 +178,8 @@ class DemoSystem(DemoTarget):
 @pytest.fixture(scope="session")
 def demo_system():
     """The whole demo system on this session's ports, stopped (and its data removed) at session end."""
+    demo_dir = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))  # here, not at import: unit runs need none
+    demo_dir.chmod(0o711)
     ports = {"api": DEMO_PORT, "cache": free_port(), "database": free_port(), "proxy": free_port(),
              "proxy_control": free_port()}
     env = {**os.environ,
@@ -189,9 +189,9 @@ def demo_system():
            "PERFPIPE_DEMO_PG_PORT": str(ports["database"]),
            "PERFPIPE_DEMO_PROXY_PORT": str(ports["proxy"]),
            "PERFPIPE_DEMO_PROXY_CONTROL_PORT": str(ports["proxy_control"]),
-           "PERFPIPE_DEMO_DATA_DIR": str(DEMO_DIR / "data"),
+           "PERFPIPE_DEMO_DATA_DIR": str(demo_dir / "data"),
            "PERFPIPE_DEMO_WORKERS": "2",
-           "PERFPIPE_RUN_DIR": str(DEMO_DIR / "run"),
+           "PERFPIPE_RUN_DIR": str(demo_dir / "run"),
            "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log"),
            "PERFPIPE_PYTHON": sys.executable}
     env.pop("PERFPIPE_DEMO_ARGS", None)
@@ -203,7 +203,7 @@ def demo_system():
         system.sh("resume", "database", check=False)  # a paused server cannot shut down
         system.sh("resume", "cache", check=False)
         system.sh("stop", check=False, timeout=120)
-        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        shutil.rmtree(demo_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
