@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import queue
 import signal
 import socket
 import struct
@@ -152,16 +153,12 @@ class Proxy:
 
     def pump(self, src: socket.socket, dst: socket.socket, towards_upstream: bool, done: threading.Event) -> None:
         key = "bytes_up" if towards_upstream else "bytes_down"
+        delayed = DelayLine(src, self.faults) if towards_upstream else None
         try:
             while True:
-                data = src.recv(CHUNK)
+                data = delayed.next() if delayed else src.recv(CHUNK)
                 if not data:
                     break
-                if towards_upstream:
-                    with self.faults.lock:
-                        latency_ms = self.faults.latency_ms
-                    if latency_ms:
-                        time.sleep(latency_ms / 1000.0)
                 dst.sendall(data)
                 with self.conns_lock:
                     self.stats[key] += len(data)
@@ -181,6 +178,36 @@ class Proxy:
                         s.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
+
+
+class DelayLine:
+    """Chunks read from a socket, each handed out `latency_ms` after it ARRIVED (a reader thread timestamps them),
+    so back-to-back chunks are delayed once, like on a slow link, not one latency after another."""
+
+    def __init__(self, src: socket.socket, faults: Faults):
+        self.src = src
+        self.faults = faults
+        self.chunks: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                data = self.src.recv(CHUNK)
+                with self.faults.lock:
+                    latency_ms = self.faults.latency_ms
+                self.chunks.put((time.monotonic() + latency_ms / 1000.0, data))
+                if not data:
+                    return
+        except OSError:
+            self.chunks.put((0.0, b""))
+
+    def next(self) -> bytes:
+        due, data = self.chunks.get()
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return data
 
 
 def reset(s: socket.socket) -> None:

@@ -241,8 +241,10 @@ class PostgresStore:
     def _connect(self) -> None:
         conn = None
         try:
+            # prepare_threshold=None: no server-side prepared statements, whose first use costs a second round
+            # trip (over a slow link that alone could overrun the per-request deadline).
             conn = self.conn_class.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_s,
-                                           options="-c statement_timeout=5000")
+                                           prepare_threshold=None, options="-c statement_timeout=5000")
             if not self._seeded:
                 self._seed(conn)
         except Exception as exc:
@@ -303,9 +305,10 @@ class PostgresStore:
                     self._connect_in_background()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    # A connect still pending (or this caller being the breaker's probe) means the server is
-                    # not answering: open the breaker. A pool merely busy under load does not.
-                    if self._connecting or self.breaker.is_open:
+                    # Only a probe that got nothing re-opens the breaker. A connect still under way does not
+                    # (over a slow link it may take several round trips: it opens the breaker itself if it
+                    # fails), nor does a pool that is merely busy under load.
+                    if self.breaker.is_open:
                         self.breaker.failure()
                     self._count("db_errors")
                     raise DbUnavailable("no database connection within %.1f s" % self.acquire_timeout_s)
@@ -474,8 +477,10 @@ class PostgresStore:
     def _connect(self) -> None:
         conn = None
         try:
+            # prepare_threshold=None: no server-side prepared statements, whose first use costs a second round
+            # trip (over a slow link that alone could overrun the per-request deadline).
             conn = self.conn_class.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_s,
-                                           options="-c statement_timeout=5000")
+                                           prepare_threshold=None, options="-c statement_timeout=5000")
             if not self._seeded:
                 self._seed(conn)
         except Exception as exc:
@@ -536,9 +541,10 @@ class PostgresStore:
                     self._connect_in_background()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    # A connect still pending (or this caller being the breaker's probe) means the server is
-                    # not answering: open the breaker. A pool merely busy under load does not.
-                    if self._connecting or self.breaker.is_open:
+                    # Only a probe that got nothing re-opens the breaker. A connect still under way does not
+                    # (over a slow link it may take several round trips: it opens the breaker itself if it
+                    # fails), nor does a pool that is merely busy under load.
+                    if self.breaker.is_open:
                         self.breaker.failure()
                     self._count("db_errors")
                     raise DbUnavailable("no database connection within %.1f s" % self.acquire_timeout_s)

@@ -35,8 +35,8 @@ DEMO_URL = f"http://127.0.0.1:{DEMO_PORT}"
 # The whole demo system (scripts/demo.sh: Redis, PostgreSQL, fault proxy, API) on free ports. Its own
 # directory, searchable by others: PostgreSQL runs as the `postgres` user when the tests run as root, and
 # SESSION_DIR (mkdtemp, 0700) is not reachable for it.
-DEMO_DIR = Path(tempfile.mkdtemp(prefix="perfpipe-demo-"))
-DEMO_DIR.chmod(0o711)
+# Named at import (the environment below needs it), made by the demo_system fixture: unit runs need none.
+DEMO_DIR = Path(tempfile.gettempdir()) / f"perfpipe-demo-{SESSION_DIR.name.rsplit('-', 1)[-1]}"
 DEMO_PORTS = {"api": DEMO_PORT, "cache": free_port(), "database": free_port(), "proxy": free_port(),
               "proxy_control": free_port()}
 # In the tests' own environment too: the chaos holder addresses this demo system through scripts/demo.sh (pid,
@@ -199,6 +199,8 @@ class DemoSystem(DemoTarget):
 @pytest.fixture(scope="session")
 def demo_system():
     """The whole demo system on this session's ports, stopped (and its data removed) at session end."""
+    DEMO_DIR.mkdir(mode=0o711)
+    DEMO_DIR.chmod(0o711)  # mkdir's mode is masked by the umask
     ports = DEMO_PORTS
     env = {**os.environ, **DEMO_ENV, "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log"), "PERFPIPE_PYTHON": sys.executable}
     system = DemoSystem(DEMO_URL, env, ports)
@@ -209,7 +211,7 @@ def demo_system():
         system.sh("resume", "database", check=False)  # a paused server cannot shut down
         system.sh("resume", "cache", check=False)
         system.sh("stop", check=False, timeout=120)
-        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        shutil.rmtree(demo_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
