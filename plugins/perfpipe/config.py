@@ -559,12 +559,57 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
     plan["skipped_checks"] = _analysis_checks(plan, gates)
     plan["gates"] = validate_gates(gates, f"thresholds.{test_type}")
     check_run_fits(plan, f"{profile}.{test_type}.duration")
+    check_rate_cap(target, {test_type: clean_shape}, f"{profile}.{test_type}")
     return plan
 
 
 def target_vu_cap(target: dict) -> int:
     """The most VUs any run may put on this target: its own `max_vus`, never above HARD_MAX_VUS."""
     return min(int(target.get("max_vus") or HARD_MAX_VUS), HARD_MAX_VUS)
+
+
+ARRIVAL_RATE_EXECUTORS = ("constant-arrival-rate", "ramping-arrival-rate")
+
+
+def scenario_peak_rate(scenario: dict[str, Any], field: str) -> float | None:
+    """Peak iterations per second an arrival-rate scenario is configured for (None for VU-based executors).
+
+    Every iteration sends at least one request, so a peak above the target's `max_rps` can never be honoured:
+    k6's --rps would silently throttle it and the run would not measure what it claims.
+    """
+    executor = scenario.get("executor")
+    if executor not in ARRIVAL_RATE_EXECUTORS:
+        return None
+    time_unit = parse_duration(scenario.get("timeUnit") or scenario.get("time_unit") or "1s", f"{field}.timeUnit")
+    if time_unit <= 0:
+        raise InputError(f"{field}.timeUnit", "must be longer than 0s")
+    if executor == "constant-arrival-rate":
+        rates = [scenario.get("rate")]
+    else:
+        rates = [scenario.get("startRate", scenario.get("start_rate", 0))] + \
+                [st.get("target") for st in scenario.get("stages") or [] if isinstance(st, dict)]
+    clean = []
+    for rate in rates:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+            raise InputError(f"{field}.rate", f"expected a non-negative number, got {rate!r}")
+        clean.append(float(rate))
+    return max(clean) / time_unit
+
+
+def check_rate_cap(target: dict, scenarios: dict[str, dict], field: str) -> None:
+    """Refuse arrival-rate scenarios whose configured rate exceeds the target's `max_rps` (k6 --rps enforces the
+    cap at run time; this refuses, before any request, a plan that could only be throttled)."""
+    cap = target.get("max_rps")
+    if not cap:
+        return
+    for name, scenario in (scenarios or {}).items():
+        if not isinstance(scenario, dict):
+            continue
+        where = field if len(scenarios) == 1 and name in TEST_TYPES else f"{field}.scenarios.{name}"
+        peak = scenario_peak_rate(scenario, where)
+        if peak is not None and peak > cap:
+            raise InputError(f"{where}.rate", f"{peak:g} iterations/s exceeds the target's max_rps of {cap} "
+                                              f"(targets.{target.get('name')}.max_rps)")
 
 
 def check_run_fits(plan: dict[str, Any], field: str) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perfpipe.analysis import analyse
 from perfpipe.config import build_plan, settings
 from perfpipe.errors import InfrastructureError, InputError
 from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
@@ -19,10 +20,9 @@ from perfpipe.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocat
                                  write_run_config)
 from perfpipe.k6.runner import validate_script
 from perfpipe.paths import scripts_dir, stage_report_dir
-from perfpipe.analysis import analyse
 from perfpipe.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result)
-from perfpipe.targets import check_target_allowed, k6_blocked_networks, resolve_header_values, resolve_target
+from perfpipe.targets import check_target_safe, k6_blocked_networks, resolve_header_values, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool =
     target = target_from_params(params)
     plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
                       chaos_scenario=params.get("chaos_scenario") or None)
-    plan["allowed_addresses"] = check_target_allowed(target["base_url"], conf["allowlist"])
+    plan["allowed_addresses"] = check_target_safe(target, conf["allowlist"])
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx:
         InfluxDBHook().check_available()
@@ -63,13 +63,14 @@ def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
 
 def apply_script_requirements(plan: dict[str, Any], requirements: dict[str, Any]) -> None:
     """A user's script sets its own load: hold it to the same caps, and time the run by its own duration."""
-    from perfpipe.config import check_run_fits, parse_duration, target_vu_cap
+    from perfpipe.config import check_rate_cap, check_run_fits, parse_duration, target_vu_cap
 
     cap = target_vu_cap(plan["target"])
     max_vus = int(requirements.get("maxVUs") or 0)
     if max_vus > cap:
         raise InputError("script", f"the script's options reach {max_vus} VUs, above the target's cap of {cap}")
     plan["peak_vus"] = max_vus
+    check_rate_cap(plan["target"], requirements.get("scenarios") or {}, "script")
     plan["expected_duration_s"] = parse_duration(requirements.get("totalDuration") or "0s", "script.duration")
     check_run_fits(plan, "script")
 

@@ -10,6 +10,7 @@ import copy
 import ipaddress
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,8 +20,8 @@ from perfpipe.errors import InputError, TargetNotAllowedError
 from perfpipe.paths import PROJECT_ROOT, scripts_dir
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "gates",
-                "required_capacity", "analysis", "metrics_url", "chaos"}
+_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "max_rps", "production",
+                "gates", "required_capacity", "analysis", "metrics_url", "chaos"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -102,6 +103,15 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{field}.max_vus", f"expected a positive integer, got {value!r}")
         target["max_vus"] = value
+    if raw.get("max_rps") is not None:
+        value = raw["max_rps"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{field}.max_rps", f"expected a positive integer (requests per second), got {value!r}")
+        target["max_rps"] = value
+    if raw.get("production") is not None:
+        if not isinstance(raw["production"], bool):
+            raise InputError(f"{field}.production", f"expected true or false, got {raw['production']!r}")
+        target["production"] = raw["production"]
     if raw.get("gates") is not None:
         target["gates"] = _validate_target_gates(raw["gates"], f"{field}.gates")
     if raw.get("description"):
@@ -282,17 +292,75 @@ def mask_secret(secret: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- allowlist
+#
+# An entry is a host name or an address/CIDR, optionally with a port or port range:
+#   127.0.0.0/8        any port            localhost:8090      one port of a named host
+#   127.0.0.1:8090     one port            [::1]:8000-9000     IPv6 needs brackets when a port follows
+#   127.0.0.0/8:8000-9000                  ::1/128             a bare IPv6 address/CIDR means any port
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    network: Network | None  # None: a host name, matched by name
+    hostname: str
+    ports: tuple[int, int]  # inclusive range; (1, 65535) = any port
+
+    def allows_port(self, port: int) -> bool:
+        return self.ports[0] <= port <= self.ports[1]
+
+
+ANY_PORT = (1, 65535)
+
+
+def _parse_ports(text: str, entry: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        ports = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise InputError("allowlist", f"bad port in {entry!r}: expected a port or a range like 8000-9000") from None
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise InputError("allowlist", f"bad port range in {entry!r}: expected 1-65535, low <= high")
+    return ports
+
+
+def _host_entry(host: str, ports: tuple[int, int], entry: str) -> AllowEntry:
+    try:
+        return AllowEntry(ipaddress.ip_network(host, strict=False), "", ports)
+    except ValueError:
+        pass
+    name = host.lower().rstrip(".")
+    if not name or not all(c.isalnum() or c in "-." for c in name):
+        raise InputError("allowlist", f"{entry!r} is neither an address, a network nor a host name")
+    return AllowEntry(None, name, ports)
+
+
+def parse_allowlist(allowlist: list[str]) -> list[AllowEntry]:
+    entries = []
+    for raw in allowlist:
+        entry = str(raw).strip()
+        if entry.startswith("["):  # [v6 address or network]:ports
+            inside, sep, rest = entry[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise InputError("allowlist", f"bad entry {entry!r}: expected [address]:port")
+            entries.append(_host_entry(inside, _parse_ports(rest[1:], entry) if rest else ANY_PORT, entry))
+            continue
+        try:  # a bare address or network, IPv6 included: any port
+            entries.append(AllowEntry(ipaddress.ip_network(entry, strict=False), "", ANY_PORT))
+            continue
+        except ValueError:
+            pass
+        host, sep, ports = entry.rpartition(":")
+        if sep and ":" not in host:
+            entries.append(_host_entry(host, _parse_ports(ports, entry), entry))
+        else:
+            entries.append(_host_entry(entry, ANY_PORT, entry))
+    return entries
 
 
 def _parse_allowlist(allowlist: list[str]) -> tuple[list[Network], set[str]]:
-    networks: list[Network] = []
-    hostnames: set[str] = set()
-    for entry in allowlist:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            hostnames.add(entry.lower().rstrip("."))
-    return networks, hostnames
+    """Networks and host names of the allowlist, ports ignored (k6 --blacklist-ip works on addresses only)."""
+    entries = parse_allowlist(allowlist)
+    return [e.network for e in entries if e.network is not None], {e.hostname for e in entries if e.hostname}
 
 
 def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -307,26 +375,60 @@ def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
 
 
+def url_host_port(base_url: str) -> tuple[str, int]:
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def check_target_allowed(base_url: str, allowlist: list[str]) -> list[str]:
-    """Refuse a target whose host is not allowed; returns the addresses the host resolves to.
+    """Refuse a target whose host and port are not allowed; returns the addresses the host resolves to.
 
     A host is allowed when it is named in the allowlist, or when every address it resolves to lies inside an
-    allowed network (so a hostname cannot smuggle load to an outside address).
+    allowed network (so a hostname cannot smuggle load to an outside address); in both cases the entry must
+    allow the URL's port (80/443 when the URL names none).
     """
-    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
-    networks, hostnames = _parse_allowlist(allowlist)
+    host, port = url_host_port(base_url)
+    entries = parse_allowlist(allowlist)
     addresses = _resolve(host)
-    if host in hostnames:
+    if any(e.hostname == host and e.allows_port(port) for e in entries):
         return [str(a) for a in addresses]
-    outside = [a for a in addresses if not any(a.version == n.version and a in n for n in networks)]
+
+    def inside(address, any_port: bool) -> bool:
+        return any(e.network is not None and address.version == e.network.version and address in e.network
+                   and (any_port or e.allows_port(port)) for e in entries)
+
+    outside = [a for a in addresses if not inside(a, any_port=False)]
     if not addresses or outside:
+        host_known = any(e.hostname == host for e in entries) or (addresses and all(inside(a, True)
+                                                                                     for a in addresses))
+        what = (f"port {port} of host {host!r} is not in the allowlist" if host_known else
+                f"host {host!r} ({', '.join(map(str, outside or addresses))}) is not in the allowlist")
         raise TargetNotAllowedError(
             "target.base_url",
-            f"host {host!r} ({', '.join(map(str, outside or addresses))}) is not in the allowlist "
-            f"({', '.join(allowlist)}); no request was sent. Add it to 'allowlist' in config/perfpipe.yaml "
+            f"{what} ({', '.join(allowlist)}); no request was sent. Add it to 'allowlist' in config/perfpipe.yaml "
             f"only if you own it.")
     return [str(a) for a in addresses]
 
+
+def is_loopback_host(host: str, addresses: list[str]) -> bool:
+    """localhost, or a host whose every address is a loopback address."""
+    return host == "localhost" or (bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses))
+
+
+def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]:
+    """Every target check that needs the network view, before any request: the allowlist (host and port), and
+    `production: true` on any target that is not on this machine's loopback, even an allowlisted one."""
+    addresses = check_target_allowed(target["base_url"], allowlist)
+    host, _ = url_host_port(target["base_url"])
+    if not is_loopback_host(host, addresses) and target.get("production") is not True:
+        # A configured target is fixed in targets.yaml; an inline or file target in the `target` it came from.
+        field = f"targets.{target['name']}" if target["name"] in configured_targets() else "target"
+        raise TargetNotAllowedError(
+            f"{field}.production",
+            f"host {host!r} ({', '.join(addresses)}) is not loopback: set `production: true` on the target to "
+            f"confirm load may be sent there; no request was sent")
+    return addresses
 
 def k6_blocked_networks(allowlist: list[str], allowed_addresses: list[str]) -> list[str]:
     """Every network outside the allowlist, for k6 --blacklist-ip: a user's script cannot escape it either."""

@@ -144,8 +144,8 @@ def test_duplicate_request_names():
 
 def test_unknown_keys():
     assert str(_refused(_target(timeout=5))) == (
-        "targets.t: unknown keys ['timeout'] (known: analysis, base_url, chaos, description, gates, headers, max_vus, "
-        "metrics_url, name, requests, required_capacity, script)")
+        "targets.t: unknown keys ['timeout'] (known: analysis, base_url, chaos, description, gates, headers, max_rps, "
+        "max_vus, metrics_url, name, production, requests, required_capacity, script)")
     assert str(_refused(_target(requests=[{"path": "/", "params": {}}]))) == (
         "targets.t.requests[0]: unknown keys ['params'] (known: body, expect_status, method, name, path, weight)")
 

@@ -97,6 +97,8 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
             "--summary-export", f"{report_path}/{SUMMARY_FILE}"]
     if blocked_networks:
         argv += ["--blacklist-ip", ",".join(blocked_networks)]
+    if plan["target"].get("max_rps"):
+        argv += ["--rps", str(int(plan["target"]["max_rps"]))]  # k6 itself caps every request of the run
     env = {
         "K6_NO_USAGE_REPORT": "true",
         "K6_WEB_DASHBOARD": "true",

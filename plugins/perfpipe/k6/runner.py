@@ -36,6 +36,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+def redact_line(line: str) -> str:
+    """k6 output with every registered secret (header values, the InfluxDB password) replaced by ***: a user's
+    script may print what it sends, and k6.log is kept with the reports."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+    except ImportError:  # outside Airflow no secret was registered
+        return line
+    return str(redact(line))
+
+
 def validate_script(binary: str, script: str, env: dict[str, str], timeout_s: float = 60) -> dict:
     """Run k6's init context without load and return k6's execution requirements (maxVUs, totalDuration...).
 
@@ -99,6 +109,7 @@ class LocalK6Process:
             with open(self.log_file, "w", encoding="utf-8") as out:
                 assert self._proc.stdout is not None
                 for line in self._proc.stdout:
+                    line = redact_line(line)
                     out.write(line)
                     stripped = line.rstrip()
                     if stripped:

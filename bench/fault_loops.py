@@ -1,0 +1,322 @@
+"""Kill-and-timeout fault loop: stop running tests at random moments, every way they can be stopped, and count
+what each stop leaves behind.
+
+    .venv/bin/python bench/fault_loops.py              # 20 trials, round-robin over the stop methods
+    .venv/bin/python bench/fault_loops.py --quick      # one trial per method (what tests/integration runs)
+    .venv/bin/python bench/fault_loops.py --trials 40 --seed 7 --json out.json
+
+It starts its own influxd (scripts/influxd.sh on a free port, own data dir), the demo target and a real Airflow
+(API server, scheduler with LocalExecutor, DAG processor; bench/local_airflow.py), all on 127.0.0.1, and stops
+them at the end. Each trial triggers perf_chaos (or perf_timeout_<N>s) with a 60 s constant load on the demo
+target, waits for k6 to run, waits a random moment, stops it, then checks:
+
+    k6_process       no k6 process of perfpipe is left (of that run, or any other)
+    container        no k6 container is running (runtime docker; n/a when this machine has no docker CLI)
+    fault_injected   no chaos fault is left injected (see FAULT_CHECKS: empty until chaos injection exists)
+    aborted_recorded the stage's perf_results point says `aborted`
+    run_failed       the DAG run ended `failed` (a stopped test never succeeds)
+
+and prints trials, leftovers and time-to-clean (stop -> no k6 process) per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from local_airflow import LocalAirflow, free_port, wait_until  # noqa: E402
+
+METHODS = ("mark_failed", "task_sigterm", "execution_timeout", "perfpipe_stop", "perfpipe_stop_local")
+DAGS_FOLDER = ROOT / "bench" / "fault_dags"
+TIMEOUT_DAGS_S = range(3, 13)  # bench/fault_dags/fault_dags.py
+LOAD_CONF = {"target": "demo", "profile": "quick", "overrides": {"duration": "60s", "vus": 5}}
+K6_START_TIMEOUT_S = 120
+CLEAN_DEADLINE_S = 30  # k6 must be gone this long after the stop, or it counts as left behind
+RUN_END_TIMEOUT_S = 120
+RECORD_TIMEOUT_S = 60
+PERFPIPE = str(Path(sys.executable).parent / "perfpipe")
+
+
+@dataclass
+class Trial:
+    index: int
+    method: str
+    dag_id: str
+    run_id: str
+    delay_s: float  # from k6 start to the stop (for execution_timeout: the DAG's timeout)
+    time_to_clean_s: float | None = None
+    run_state: str | None = None
+    verdict: str | None = None
+    leftovers: list[str] = field(default_factory=list)
+
+
+# --- what a stop may leave behind: name -> check(trial) -> None (clean) or what was found -------------------
+
+# Every (dag_id, run_id) this process triggered: k6 of other users of the machine (other Airflows, other
+# engineers' runs) is not ours to count or to stop.
+TRIGGERED: set[tuple[str, str]] = set()
+
+
+def k6_left(trial: Trial) -> str | None:
+    from perfpipe.live_status import k6_processes, split_testid
+
+    left = [p for p in k6_processes() if (split_testid(p.testid) or ("", ""))[:2] in TRIGGERED]
+    return f"k6 still running: {[(p.pid, p.testid) for p in left]}" if left else None
+
+
+def container_left(trial: Trial) -> str | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None  # no docker CLI: nothing of ours can run in a container on this machine
+    proc = subprocess.run([docker, "ps", "--format", "{{.ID}} {{.Image}} {{.Command}}"], capture_output=True,
+                          text=True, timeout=30)
+    if proc.returncode != 0:
+        return None if "Cannot connect" in proc.stderr else f"docker ps failed: {proc.stderr.strip()[:200]}"
+    ours = [line for line in proc.stdout.splitlines() if "k6" in line and trial.run_id in line]
+    return f"k6 containers running: {ours}" if ours else None
+
+
+# Chaos fault injection is not part of this build. A check that a fault is no longer injected (the target answers
+# normally, no injection state is left) is appended here: `FAULT_CHECKS.append(fn)`, fn(trial) -> None | finding.
+FAULT_CHECKS: list[Callable[[Trial], str | None]] = []
+
+
+def no_fault_injected(trial: Trial) -> str | None:
+    findings = [f for f in (check(trial) for check in FAULT_CHECKS) if f]
+    return "; ".join(findings) or None
+
+
+def aborted_not_recorded(trial: Trial) -> str | None:
+    return None if trial.verdict == "aborted" else f"stage recorded as {trial.verdict!r}, not 'aborted'"
+
+
+def run_not_failed(trial: Trial) -> str | None:
+    return None if trial.run_state == "failed" else f"run ended {trial.run_state!r}"
+
+
+LEFTOVER_CHECKS: dict[str, Callable[[Trial], str | None]] = {
+    "k6_process": k6_left,
+    "container": container_left,
+    "fault_injected": no_fault_injected,
+    "aborted_recorded": aborted_not_recorded,
+    "run_failed": run_not_failed,
+}
+
+
+# --- the stop methods ----------------------------------------------------------------------------------------
+
+def k6_of(dag_id: str, run_id: str):
+    from perfpipe.live_status import k6_processes_of_run
+
+    return k6_processes_of_run(dag_id, run_id)
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def stop(method: str, airflow: LocalAirflow, trial: Trial, k6_pid: int) -> None:
+    client = airflow.client()
+    if method == "mark_failed":  # the UI's "Mark as failed" on the running task
+        from perfpipe.airflow_api import dag_run_url
+
+        client.request("PATCH", dag_run_url(airflow.url, trial.dag_id, trial.run_id, "taskInstances", "run_k6"),
+                       json={"new_state": "failed"})
+    elif method == "task_sigterm":  # SIGTERM to the task process that runs k6 (what a worker shutdown sends)
+        task_pid = parent_pid(k6_pid)
+        cmdline = Path(f"/proc/{task_pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if task_pid in airflow.component_pids() or "airflow" not in cmdline:
+            raise RuntimeError(f"k6's parent {task_pid} is not an Airflow task process: {cmdline!r}")
+        os.kill(task_pid, signal.SIGTERM)
+    elif method in ("perfpipe_stop", "perfpipe_stop_local"):
+        argv = [PERFPIPE, "stop", trial.run_id, "--dag-id", trial.dag_id]
+        if method == "perfpipe_stop":
+            argv += ["--airflow-url", airflow.url]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=airflow.env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[1:])} exited {proc.returncode}: {proc.stdout} {proc.stderr[-1500:]}")
+    else:
+        raise ValueError(method)
+
+
+def _iso_to_epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: random.Random,
+              logical_date: datetime, log=None) -> Trial:
+    from perfpipe.results import read_results
+
+    log = log or (lambda message: print(message, flush=True))
+    client = airflow.client()
+    timeout_s = rng.choice(TIMEOUT_DAGS_S) if method == "execution_timeout" else None
+    dag_id = f"perf_timeout_{timeout_s}s" if timeout_s else "perf_chaos"
+    run = client.trigger(dag_id, LOAD_CONF, logical_date)
+    TRIGGERED.add((dag_id, run["dag_run_id"]))
+    trial = Trial(index=index, method=method, dag_id=dag_id, run_id=run["dag_run_id"],
+                  delay_s=float(timeout_s) if timeout_s else round(rng.uniform(0.5, 8.0), 2))
+    [k6] = wait_until(lambda: k6_of(dag_id, trial.run_id), K6_START_TIMEOUT_S, f"k6 of {trial.run_id}")
+    if method == "execution_timeout":
+        ti = next(t for t in client.task_instances(dag_id, trial.run_id) if t["task_id"] == "run_k6")
+        stopped_at = _iso_to_epoch(ti["start_date"]) + timeout_s  # Airflow's own SIGALRM fires then
+    else:
+        time.sleep(trial.delay_s)
+        stopped_at = time.time()
+        stop(method, airflow, trial, k6.pid)
+    try:
+        wait_until(lambda: not k6_of(dag_id, trial.run_id), CLEAN_DEADLINE_S + max(0.0, stopped_at - time.time()),
+                   "k6 gone", interval_s=0.05)
+        trial.time_to_clean_s = round(time.time() - stopped_at, 2)
+    except TimeoutError:
+        pass  # counted by the k6_process check below
+    finished = lambda: client.get_run(dag_id, trial.run_id)["state"] in ("success", "failed")  # noqa: E731
+    try:
+        wait_until(finished, RUN_END_TIMEOUT_S, "run end", interval_s=0.5)
+    except TimeoutError:
+        pass
+    trial.run_state = client.get_run(dag_id, trial.run_id)["state"]
+
+    def recorded():
+        points = [p for p in read_results(influx, dag_id, trial.run_id) if p.get("test_type") == "chaos"]
+        return points[-1]["verdict"] if points else None
+
+    try:
+        trial.verdict = wait_until(lambda: recorded() == "aborted" and "aborted", RECORD_TIMEOUT_S, "aborted point",
+                                   interval_s=0.5)
+    except TimeoutError:
+        trial.verdict = recorded()
+    for name, check in LEFTOVER_CHECKS.items():
+        finding = check(trial)
+        if finding:
+            trial.leftovers.append(f"{name}: {finding}")
+    log(f"trial {index:2d} {method:19s} {dag_id:18s} stop after {trial.delay_s:5.2f}s -> clean in "
+        f"{trial.time_to_clean_s}s, run {trial.run_state}, stage {trial.verdict}, "
+        f"leftovers {trial.leftovers or 0}")
+    if any(name.startswith("k6_process") for name in trial.leftovers):
+        from perfpipe.live_status import stop_local
+
+        stop_local(dag_id, trial.run_id, wait_s=30)  # never leave load running, even when the trial failed
+    return trial
+
+
+def run_trials(airflow: LocalAirflow, influx, trials: int, seed: int, methods=METHODS, log=None) -> list[Trial]:
+    rng = random.Random(seed)
+    airflow.wait_for_dags(["perf_chaos"] + [f"perf_timeout_{s}s" for s in TIMEOUT_DAGS_S])
+    # Logical dates unique per call (the run id is made from it), far from any other test's dates.
+    # Between the DAGs' start_date (tasks of earlier dates are not created) and now (a run waits for its run_after,
+    # which is the logical date here).
+    base = datetime(2026, 6, 1, tzinfo=timezone.utc) + timedelta(days=rng.randrange(0, 120),
+                                                                   seconds=int(time.time()) % 86400)
+    results = []
+    for index in range(trials):
+        method = methods[index % len(methods)]
+        results.append(run_trial(airflow, influx, index + 1, method, rng, base + timedelta(minutes=index), log))
+    return results
+
+
+def summarize(trials: list[Trial]) -> dict:
+    per_method = {}
+    for method in dict.fromkeys(t.method for t in trials):
+        mine = [t for t in trials if t.method == method]
+        clean = [t.time_to_clean_s for t in mine if t.time_to_clean_s is not None]
+        per_method[method] = {
+            "trials": len(mine), "with_leftovers": sum(bool(t.leftovers) for t in mine),
+            "time_to_clean_s": {"min": min(clean), "median": statistics.median(clean), "max": max(clean)}
+            if clean else None}
+    return {"trials": len(trials), "trials_with_leftovers": sum(bool(t.leftovers) for t in trials),
+            "per_method": per_method, "details": [asdict(t) for t in trials]}
+
+
+def print_summary(summary: dict, out=sys.stdout) -> None:
+    out.write(f"\nfault loop: {summary['trials']} trials, {summary['trials_with_leftovers']} left anything "
+              f"behind (goal 0)\n")
+    out.write(f"  {'method':20s} {'trials':>6s} {'leftover':>8s}   time to clean (stop -> no k6) min/median/max\n")
+    for method, m in summary["per_method"].items():
+        t = m["time_to_clean_s"]
+        clean = f"{t['min']:.2f} / {t['median']:.2f} / {t['max']:.2f} s" if t else "-"
+        out.write(f"  {method:20s} {m['trials']:6d} {m['with_leftovers']:8d}   {clean}\n")
+    for detail in summary["details"]:
+        if detail["leftovers"]:
+            out.write(f"  trial {detail['index']} ({detail['method']}): {detail['leftovers']}\n")
+    out.flush()
+
+
+# --- standalone run: own influxd, demo target and Airflow ----------------------------------------------------
+
+def perfpipe_config(work: Path, demo_url: str) -> Path:
+    import yaml
+
+    config = work / "config"
+    shutil.copytree(ROOT / "config", config)
+    targets = yaml.safe_load((config / "targets.yaml").read_text())
+    targets["targets"]["demo"]["base_url"] = demo_url
+    (config / "targets.yaml").write_text(yaml.safe_dump(targets, sort_keys=False))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="one trial per stop method")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    trials = len(METHODS) if args.quick else args.trials
+    if not 1 <= trials <= 200:
+        parser.error("--trials: between 1 and 200")
+    work = Path(tempfile.mkdtemp(prefix="perfpipe-fault-loops-"))
+    influx_port, demo_port = free_port(), free_port()
+    influx_env = {**os.environ, "PERFPIPE_INFLUXDB_PORT": str(influx_port),
+                  "PERFPIPE_INFLUXDB_DATA_DIR": str(work / "influxdb"), "PERFPIPE_RUN_DIR": str(work / "run"),
+                  "PERFPIPE_LOG_DIR": str(work / "log")}
+    influx_env.pop("PERFPIPE_INFLUXDB_URL", None)
+    demo_url = f"http://127.0.0.1:{demo_port}"
+    perfpipe_env = {"PERFPIPE_CONFIG_DIR": str(perfpipe_config(work, demo_url)),
+                    "PERFPIPE_REPORTS_DIR": str(work / "reports"),
+                    "PERFPIPE_INFLUXDB_URL": f"http://127.0.0.1:{influx_port}", "K6_NO_USAGE_REPORT": "true"}
+    os.environ.update(perfpipe_env)
+    print(f"fault loop: {trials} trials, seed {args.seed}, work dir {work}", flush=True)
+    demo = None
+    subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=influx_env, check=True, timeout=60)
+    try:
+        demo = subprocess.Popen([sys.executable, str(ROOT / "demo" / "demo_target.py"), "--host", "127.0.0.1",
+                                 "--port", str(demo_port)], stdout=subprocess.DEVNULL,
+                                stderr=open(work / "demo.log", "w"), start_new_session=True)
+        import urllib.request
+
+        wait_until(lambda: urllib.request.urlopen(f"{demo_url}/health", timeout=2).status == 200, 20, "demo")
+        from perfpipe.hooks.influxdb import InfluxDBHook
+
+        with LocalAirflow(work / "airflow", DAGS_FOLDER, perfpipe_env) as airflow:
+            results = run_trials(airflow, InfluxDBHook(), trials, args.seed)
+    finally:
+        if demo is not None:
+            demo.terminate()
+            demo.wait(timeout=10)
+        subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "stop"], env=influx_env, timeout=60)
+    summary = summarize(results)
+    summary["seed"] = args.seed
+    print_summary(summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0 if summary["trials_with_leftovers"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
