@@ -89,6 +89,11 @@ cmd_stop() {
         warn "containerd (pid $pid) outlived dockerd: stopping it"
         kill -TERM "$pid" 2>/dev/null || true
     done
+    # dockerd leaves its default network namespace mounted under exec-root; unmount whatever is ours.
+    local mnt
+    for mnt in $(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+        umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || warn "could not unmount $mnt"
+    done
 }
 
 cmd_status() {
