@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT  # noqa: E402  (tests/ is on sys.path)
+from conftest import DEMO_URL, ROOT, perfpipe_cli  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.integration
 
@@ -88,17 +88,16 @@ def _missing_fields(influx, query: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def quick_runs(cli, influxdb, tmp_path_factory):
+def quick_runs(influxdb, demo_target, airflow_db, tmp_path_factory):
     """The quick pipeline on the demo target and one smoke run with failing requests, through the CLI."""
     from perfpipe.results import read_results
 
+    cli = perfpipe_cli
     started_ms = int(time.time() * 1000)
     pipeline = cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--json", timeout=900)
     assert pipeline.returncode == 0, pipeline.stdout[-2000:] + pipeline.stderr[-3000:]
     pipeline_run = json.loads(pipeline.stdout)
     stages = {p["test_type"]: p for p in read_results(influxdb, pipeline_run["dag_id"], pipeline_run["run_id"])}
-
-    from conftest import DEMO_URL
 
     failing = tmp_path_factory.mktemp("targets") / "demo-failing.yaml"
     failing.write_text(yaml.safe_dump({"targets": {"demo-failing": {"base_url": DEMO_URL, "requests": [
