@@ -1,6 +1,6 @@
 """The provisioned Grafana dashboards against real data: every panel query, variable query and annotation query,
 with its variables substituted as Grafana would, returns data from this session's influxd after real quick runs
-(the quick pipeline against the demo target, plus one smoke run whose target answers 500s, for the error panels).
+(the quick pipeline with soak against the demo target, plus one smoke run whose target answers 500s, for the error panels).
 
 Grafana itself is not installable here, so the queries run directly against InfluxDB. A query that returns nothing
 fails its test, except where the fields it reads are not written by anyone yet: that case is skipped with the
@@ -89,12 +89,13 @@ def _missing_fields(influx, query: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def quick_runs(influxdb, demo_target, airflow_db, tmp_path_factory):
-    """The quick pipeline on the demo target and one smoke run with failing requests, through the CLI."""
+    """The quick pipeline (soak included) on the demo target and one smoke run with failing requests, through the CLI."""
     from perfpipe.results import read_results
 
     cli = perfpipe_cli
     started_ms = int(time.time() * 1000)
-    pipeline = cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--json", timeout=900)
+    pipeline = cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--include-soak", "--json",
+                   timeout=900)
     assert pipeline.returncode == 0, pipeline.stdout[-2000:] + pipeline.stderr[-3000:]
     pipeline_run = json.loads(pipeline.stdout)
     stages = {p["test_type"]: p for p in read_results(influxdb, pipeline_run["dag_id"], pipeline_run["run_id"])}
