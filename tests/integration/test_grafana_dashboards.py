@@ -30,6 +30,8 @@ DATASOURCE_FILE = ROOT / "grafana" / "provisioning" / "datasources" / "influxdb.
 DASHBOARDS = {path.stem: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))}
 # The k6-run panels that only have data when requests fail: run against the smoke run whose target answers 500.
 ERROR_PANELS = {"Errors by status"}
+# Chaos events exist only for a chaos run: the k6-run annotation is checked against the chaos stage's testid.
+CHAOS_QUERIES = {"annotation 'Chaos events'"}
 _GRAFANA_REGEX_SPECIALS = re.compile(r"[\\^$*+?.()|\[\]{}/]")
 
 
@@ -131,8 +133,12 @@ def _run_window(stage: dict) -> tuple[int, int]:
 
 def _variables(name: str, label: str, runs: dict) -> tuple[dict, int, int]:
     if name == "k6-run":
-        stage = runs["errors"] if any(f"panel {title!r}" in label for title in ERROR_PANELS) else \
-            runs["stages"]["load"]
+        if any(f"panel {title!r}" in label for title in ERROR_PANELS):
+            stage = runs["errors"]
+        elif label in CHAOS_QUERIES:
+            stage = runs["stages"]["chaos"]
+        else:
+            stage = runs["stages"]["load"]
         values = {"testid": stage["testid"], "test_type": stage["test_type"], "target": stage["target"]}
         if label.startswith("variable"):
             values.update(test_type=None, target=None)  # the link opens the dashboard with All selected
