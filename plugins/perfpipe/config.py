@@ -85,7 +85,62 @@ def settings() -> dict[str, Any]:
         data["allowlist"] = [h.strip() for h in os.environ["PERFPIPE_ALLOWLIST"].split(",") if h.strip()]
     data.setdefault("allowlist", ["127.0.0.0/8", "::1/128", "localhost"])
     data.setdefault("run_timeout_margin_s", 120)
+    data["outputs"] = validate_outputs(os.environ.get("PERFPIPE_OUTPUTS") or data.get("outputs"))
+    if "prometheus" in data["outputs"]:
+        data["prometheus"] = validate_prometheus(data.get("prometheus") or {})
     return data
+
+
+# ---------------------------------------------------------------------------------------------- k6 outputs
+
+OUTPUTS = ("influxdb", "prometheus")
+_TREND_STAT_RE = re.compile(r"^(p\((\d{1,2}(\.\d+)?|100)\)|min|max|avg|med|count|sum)$")
+
+
+def validate_outputs(value: Any) -> list[str]:
+    """`outputs`: where k6 sends its samples. influxdb is required (the gates read it); prometheus is extra."""
+    if value is None:
+        return ["influxdb"]
+    if isinstance(value, str):  # PERFPIPE_OUTPUTS=influxdb,prometheus
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InputError("outputs", f"expected a list like [influxdb] or [influxdb, prometheus], got {value!r}")
+    unknown = [v for v in value if v not in OUTPUTS]
+    if unknown:
+        raise InputError("outputs", f"unknown output {unknown[0]!r} (known: {', '.join(OUTPUTS)})")
+    if "influxdb" not in value:
+        raise InputError("outputs", "must include influxdb: the gates read k6's samples from InfluxDB "
+                                    "(use [influxdb, prometheus] to send them to Prometheus as well)")
+    return list(dict.fromkeys(value))
+
+
+def validate_prometheus(section: Any) -> dict[str, Any]:
+    """The `prometheus:` section used when outputs include prometheus (k6's remote-write output)."""
+    if not isinstance(section, dict):
+        raise InputError("prometheus", f"expected a mapping, got {section!r}")
+    unknown = set(section) - {"remote_write_url", "trend_stats", "push_interval"}
+    if unknown:
+        raise InputError("prometheus", f"unknown keys {sorted(unknown)} (known: push_interval, remote_write_url, "
+                                       f"trend_stats)")
+    url = os.environ.get("PERFPIPE_PROMETHEUS_RW_URL") or section.get("remote_write_url")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError("prometheus.remote_write_url",
+                         f"expected an http(s) URL like http://127.0.0.1:9090/api/v1/write, got {url!r}")
+    if parts.username or parts.password:
+        raise InputError("prometheus.remote_write_url", "must not contain credentials: set "
+                                                        "PERFPIPE_PROMETHEUS_RW_USERNAME/_PASSWORD")
+    stats = section.get("trend_stats", ["p(95)", "p(99)", "avg", "min", "max"])
+    if not isinstance(stats, list) or not stats or not all(isinstance(x, str) and _TREND_STAT_RE.match(x)
+                                                           for x in stats):
+        raise InputError("prometheus.trend_stats", f"expected a list of p(N), min, max, avg, med, count or sum, "
+                                                   f"got {stats!r}")
+    push = section.get("push_interval", "5s")
+    if parse_duration(push, "prometheus.push_interval") <= 0:
+        raise InputError("prometheus.push_interval", "must be longer than 0s")
+    return {"remote_write_url": url, "trend_stats": stats, "push_interval": _as_k6_duration(push)}
 
 
 # ---------------------------------------------------------------------------------------------- durations

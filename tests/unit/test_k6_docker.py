@@ -246,3 +246,47 @@ def test_container_paths_are_absolute():
 
     for path in (k6_docker.CONTAINER_SCRIPTS, k6_docker.CONTAINER_REPORTS, k6_docker.CONTAINER_USER_SCRIPT_DIR):
         assert Path(path).is_absolute()
+
+
+# ---------------------------------------------------------------------------------------------- user, labels, log
+
+
+def test_container_runs_as_the_worker_user_with_testid_labels(configured):
+    import os
+
+    operator = configured[0]
+    created = _container_request(operator)
+    # grafana/k6's own uid could not write the host's report folder; the files must belong to the worker.
+    assert created["user"] == f"{os.getuid()}:{os.getgid()}"
+    assert created["labels"] == {"perfpipe.testid": TESTID, "perfpipe.dag_id": DAG_ID, "perfpipe.run_id": RUN_ID,
+                                 "perfpipe.test_type": "load", "perfpipe.target": "unit-api"}
+    assert created["host_config"]["auto_remove"] is False  # removed by the operator, after the exit code is read
+
+
+def test_an_explicit_user_is_kept(plan, secrets, monkeypatch):
+    monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: [])
+    with DAG(dag_id="unit_k6_docker_3", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
+        op = K6DockerOperator(task_id="run_k6", plan_task_id="validate", image=IMAGE, user="12345")
+    op.configure({"ti": FakeTI(plan)})
+    assert op.user == "12345"
+
+
+def test_container_output_becomes_k6_log(operator):
+    assert operator.xcom_all is True  # DockerOperator returns every output line, not just the last
+
+
+def test_write_log(tmp_path):
+    from perfpipe.operators.k6_docker import _write_log
+
+    _write_log(tmp_path / "a.log", ["line 1", "line 2"])
+    _write_log(tmp_path / "b.log", "only line")
+    _write_log(tmp_path / "c.log", [])
+    assert (tmp_path / "a.log").read_text() == "line 1\nline 2\n"
+    assert (tmp_path / "b.log").read_text() == "only line\n"
+    assert (tmp_path / "c.log").read_text() == ""
+
+
+def test_stop_without_a_container_only_marks_the_stop(operator):
+    operator.container = None
+    operator.stop_container()
+    assert operator._stop_requested.is_set()

@@ -119,7 +119,33 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
         if influx.password:
             env["K6_INFLUXDB_PASSWORD"] = influx.password
             secret_keys.add("K6_INFLUXDB_PASSWORD")
+        # The other outputs of config/perfpipe.yaml `outputs:` (influxdb is always one: the gates read it).
+        from perfpipe.config import settings
+
+        conf = settings()
+        if "prometheus" in conf["outputs"]:
+            add_prometheus_output(argv, env, secret_keys, conf["prometheus"])
     return K6Invocation(argv=argv, env=env, secret_env_keys=secret_keys)
+
+
+PROMETHEUS_OUTPUT = "experimental-prometheus-rw"  # k6's built-in Prometheus remote-write output
+
+
+def add_prometheus_output(argv: list[str], env: dict[str, str], secret_keys: set[str],
+                          prometheus: dict[str, Any]) -> None:
+    """k6's remote-write output: samples as Prometheus series (trends as the configured stats), same tags."""
+    argv += ["--out", PROMETHEUS_OUTPUT]
+    env["K6_PROMETHEUS_RW_SERVER_URL"] = prometheus["remote_write_url"]
+    env["K6_PROMETHEUS_RW_TREND_STATS"] = ",".join(prometheus["trend_stats"])
+    env["K6_PROMETHEUS_RW_PUSH_INTERVAL"] = prometheus["push_interval"]
+    # testid/test_type/target become labels; k6 drops high-cardinality tags (url, vu, iter) by default.
+    user, password = os.environ.get("PERFPIPE_PROMETHEUS_RW_USERNAME"), os.environ.get(
+        "PERFPIPE_PROMETHEUS_RW_PASSWORD")
+    if user:
+        env["K6_PROMETHEUS_RW_USERNAME"] = user
+    if password:
+        env["K6_PROMETHEUS_RW_PASSWORD"] = password
+        secret_keys.add("K6_PROMETHEUS_RW_PASSWORD")
 
 
 def inspect_argv(binary: str, script: str) -> list[str]:
