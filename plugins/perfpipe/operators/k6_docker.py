@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
+from perfpipe.companions import RunCompanions
 from perfpipe.k6.command import EXIT_EXTERNAL_ABORT, LOG_FILE
 from perfpipe.operators.k6 import (ON_KILL_GRACE_S, check_exit_code, record_aborted, run_result, stage_context,
                                    test_duration)
@@ -84,6 +85,7 @@ class K6DockerOperator(DockerOperator):
         self.plan_task_id = plan_task_id
         self.grafana_url = ""
         self._running: dict[str, Any] = {}
+        self._companions = None
         self._stop_requested = threading.Event()
         self._timed_out = False
 
@@ -125,8 +127,10 @@ class K6DockerOperator(DockerOperator):
         watchdog.daemon = True
         watchdog.start()
         exit_code, lines = 0, []
+        self._companions = RunCompanions(plan, testid)  # the chaos fault and memory sampler, as in the local task
         try:
-            lines = super().execute(context) or []
+            with self._companions:
+                lines = super().execute(context) or []
         except DockerContainerFailedException as exc:
             # DockerOperator raises on any non-zero exit; 99 (script thresholds) is still a measured run.
             lines = exc.logs or []
@@ -163,6 +167,8 @@ class K6DockerOperator(DockerOperator):
 
     def on_kill(self) -> None:
         """Airflow stops the task: stop and remove the container within its SIGKILL window, record `aborted`."""
+        if self._companions is not None:
+            self._companions.stop()  # first: no fault stays injected, whatever happens next
         self.stop_container(grace_s=ON_KILL_GRACE_S)
         container = getattr(self, "container", None)
         if container and self.auto_remove == "force":
