@@ -5,14 +5,15 @@ what each stop leaves behind.
     .venv/bin/python bench/fault_loops.py --quick      # one trial per method (what tests/integration runs)
     .venv/bin/python bench/fault_loops.py --trials 40 --seed 7 --json out.json
 
-It starts its own influxd (scripts/influxd.sh on a free port, own data dir), the demo target and a real Airflow
+It starts its own influxd (scripts/influxd.sh on a free port, own data dir), the demo system and a real Airflow
 (API server, scheduler with LocalExecutor, DAG processor; bench/local_airflow.py), all on 127.0.0.1, and stops
-them at the end. Each trial triggers perf_chaos (or perf_timeout_<N>s) with a 60 s constant load on the demo
-target, waits for k6 to run, waits a random moment, stops it, then checks:
+them at the end. Each trial triggers perf_chaos (or perf_timeout_<N>s) on the demo system: 30 s of constant load
+with its default fault (cache_failure: Redis stopped) held from 6 s to 18 s; it waits for k6 to run, waits a random
+moment (before, during or after the fault), stops it, then checks:
 
     k6_process       no k6 process of perfpipe is left (of that run, or any other)
     container        no k6 container is running (runtime docker; n/a when this machine has no docker CLI)
-    fault_injected   no chaos fault is left injected (see FAULT_CHECKS: empty until chaos injection exists)
+    fault_injected   no chaos fault is left injected: no ledger entry, the demo's cache and database healthy
     aborted_recorded the stage's perf_results point says `aborted`
     run_failed       the DAG run ended `failed` (a stopped test never succeeds)
 
@@ -45,7 +46,11 @@ from local_airflow import LocalAirflow, free_port, wait_until  # noqa: E402
 METHODS = ("mark_failed", "task_sigterm", "execution_timeout", "perfpipe_stop", "perfpipe_stop_local")
 DAGS_FOLDER = ROOT / "bench" / "fault_dags"
 TIMEOUT_DAGS_S = range(3, 13)  # bench/fault_dags/fault_dags.py
-LOAD_CONF = {"target": "demo", "profile": "quick", "overrides": {"duration": "60s", "vus": 5}}
+# perf_chaos on the demo system injects its default scenario (cache_failure: Redis stopped): 30 s scale the quick
+# phases to 6 s baseline, 12 s fault, 12 s recovery, so stops land before, during and after the fault.
+LOAD_CONF = {"target": "demo", "profile": "quick", "overrides": {"duration": "30s", "vus": 5}}
+STOP_DELAY_S = (0.5, 14.0)  # from k6's start: about half the stops hit the fault phase
+FAULT_RESTORE_DEADLINE_S = 20
 K6_START_TIMEOUT_S = 120
 CLEAN_DEADLINE_S = 30  # k6 must be gone this long after the stop, or it counts as left behind
 RUN_END_TIMEOUT_S = 120
@@ -60,6 +65,7 @@ class Trial:
     dag_id: str
     run_id: str
     delay_s: float  # from k6 start to the stop (for execution_timeout: the DAG's timeout)
+    fault_held_at_stop: bool = False  # a chaos fault was injected when the stop came
     time_to_clean_s: float | None = None
     run_state: str | None = None
     verdict: str | None = None
@@ -92,9 +98,38 @@ def container_left(trial: Trial) -> str | None:
     return f"k6 containers running: {ours}" if ours else None
 
 
-# Chaos fault injection is not part of this build. A check that a fault is no longer injected (the target answers
-# normally, no injection state is left) is appended here: `FAULT_CHECKS.append(fn)`, fn(trial) -> None | finding.
-FAULT_CHECKS: list[Callable[[Trial], str | None]] = []
+def fault_ledger() -> list[Path]:
+    """Chaos faults held right now (perfpipe.chaos writes one ledger entry per fault, removed once restored)."""
+    from perfpipe.paths import chaos_ledger_dir
+
+    return sorted(chaos_ledger_dir().glob("*.json"))
+
+
+def demo_health() -> dict:
+    import urllib.request
+
+    from perfpipe.targets import resolve_target
+
+    try:
+        with urllib.request.urlopen(resolve_target("demo")["base_url"] + "/health", timeout=2) as response:
+            return json.loads(response.read())
+    except Exception as exc:
+        return {"status": f"unreachable: {exc}"}
+
+
+def chaos_fault_left(trial: Trial) -> str | None:
+    """The stop leaves no fault: no ledger entry and the demo system's cache and database healthy again (a stopped
+    Redis is started again by the holder; give it the deadline to come back)."""
+    try:
+        wait_until(lambda: not fault_ledger() and demo_health().get("status") == "ok", FAULT_RESTORE_DEADLINE_S,
+                   "fault restored", interval_s=0.2)
+    except TimeoutError:
+        return f"ledger {[p.name for p in fault_ledger()]}, demo health {demo_health()}"
+    return None
+
+
+# Checks that no fault is left injected: fn(trial) -> None | finding.
+FAULT_CHECKS: list[Callable[[Trial], str | None]] = [chaos_fault_left]
 
 
 def no_fault_injected(trial: Trial) -> str | None:
@@ -170,7 +205,7 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
     run = client.trigger(dag_id, LOAD_CONF, logical_date)
     TRIGGERED.add((dag_id, run["dag_run_id"]))
     trial = Trial(index=index, method=method, dag_id=dag_id, run_id=run["dag_run_id"],
-                  delay_s=float(timeout_s) if timeout_s else round(rng.uniform(0.5, 8.0), 2))
+                  delay_s=float(timeout_s) if timeout_s else round(rng.uniform(*STOP_DELAY_S), 2))
     [k6] = wait_until(lambda: k6_of(dag_id, trial.run_id), K6_START_TIMEOUT_S, f"k6 of {trial.run_id}")
     if method == "execution_timeout":
         ti = next(t for t in client.task_instances(dag_id, trial.run_id) if t["task_id"] == "run_k6")
@@ -178,6 +213,7 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
     else:
         time.sleep(trial.delay_s)
         stopped_at = time.time()
+        trial.fault_held_at_stop = bool(fault_ledger())
         stop(method, airflow, trial, k6.pid)
     try:
         wait_until(lambda: not k6_of(dag_id, trial.run_id), CLEAN_DEADLINE_S + max(0.0, stopped_at - time.time()),
@@ -205,7 +241,8 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
         finding = check(trial)
         if finding:
             trial.leftovers.append(f"{name}: {finding}")
-    log(f"trial {index:2d} {method:19s} {dag_id:18s} stop after {trial.delay_s:5.2f}s -> clean in "
+    log(f"trial {index:2d} {method:19s} {dag_id:18s} stop after {trial.delay_s:5.2f}s"
+        f"{' (fault held)' if trial.fault_held_at_stop else ''} -> clean in "
         f"{trial.time_to_clean_s}s, run {trial.run_state}, stage {trial.verdict}, "
         f"leftovers {trial.leftovers or 0}")
     if any(name.startswith("k6_process") for name in trial.leftovers):
@@ -240,12 +277,13 @@ def summarize(trials: list[Trial]) -> dict:
             "time_to_clean_s": {"min": min(clean), "median": statistics.median(clean), "max": max(clean)}
             if clean else None}
     return {"trials": len(trials), "trials_with_leftovers": sum(bool(t.leftovers) for t in trials),
+            "stopped_during_fault": sum(t.fault_held_at_stop for t in trials),
             "per_method": per_method, "details": [asdict(t) for t in trials]}
 
 
 def print_summary(summary: dict, out=sys.stdout) -> None:
     out.write(f"\nfault loop: {summary['trials']} trials, {summary['trials_with_leftovers']} left anything "
-              f"behind (goal 0)\n")
+              f"behind (goal 0); {summary['stopped_during_fault']} stopped while a chaos fault was injected\n")
     out.write(f"  {'method':20s} {'trials':>6s} {'leftover':>8s}   time to clean (stop -> no k6) min/median/max\n")
     for method, m in summary["per_method"].items():
         t = m["time_to_clean_s"]
@@ -259,13 +297,15 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
 
 # --- standalone run: own influxd, demo target and Airflow ----------------------------------------------------
 
-def perfpipe_config(work: Path, demo_url: str) -> Path:
+def perfpipe_config(work: Path, demo_url: str, demo_env: dict) -> Path:
     import yaml
 
     config = work / "config"
     shutil.copytree(ROOT / "config", config)
     targets = yaml.safe_load((config / "targets.yaml").read_text())
     targets["targets"]["demo"]["base_url"] = demo_url
+    control = f"http://127.0.0.1:{demo_env['PERFPIPE_DEMO_PROXY_CONTROL_PORT']}"
+    targets["targets"]["demo"]["chaos"]["components"]["database_link"]["control_url"] = control
     (config / "targets.yaml").write_text(yaml.safe_dump(targets, sort_keys=False))
     return config
 
@@ -281,34 +321,35 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= trials <= 200:
         parser.error("--trials: between 1 and 200")
     work = Path(tempfile.mkdtemp(prefix="perfpipe-fault-loops-"))
-    influx_port, demo_port = free_port(), free_port()
+    work.chmod(0o711)  # the demo's PostgreSQL runs as the postgres user and needs to reach its data dir
+    influx_port = free_port()
     influx_env = {**os.environ, "PERFPIPE_INFLUXDB_PORT": str(influx_port),
                   "PERFPIPE_INFLUXDB_DATA_DIR": str(work / "influxdb"), "PERFPIPE_RUN_DIR": str(work / "run"),
                   "PERFPIPE_LOG_DIR": str(work / "log")}
     influx_env.pop("PERFPIPE_INFLUXDB_URL", None)
-    demo_url = f"http://127.0.0.1:{demo_port}"
-    perfpipe_env = {"PERFPIPE_CONFIG_DIR": str(perfpipe_config(work, demo_url)),
+    # The demo system on its own ports; Airflow's tasks (and their chaos holders) address it with the same env.
+    demo_env = {"PERFPIPE_DEMO_HOST": "127.0.0.1", "PERFPIPE_DEMO_PORT": str(free_port()),
+                "PERFPIPE_DEMO_REDIS_PORT": str(free_port()), "PERFPIPE_DEMO_PG_PORT": str(free_port()),
+                "PERFPIPE_DEMO_PROXY_PORT": str(free_port()), "PERFPIPE_DEMO_PROXY_CONTROL_PORT": str(free_port()),
+                "PERFPIPE_DEMO_DATA_DIR": str(work / "demo"), "PERFPIPE_RUN_DIR": str(work / "run"),
+                "PERFPIPE_LOG_DIR": str(work / "log"), "PERFPIPE_PYTHON": sys.executable}
+    demo_url = f"http://127.0.0.1:{demo_env['PERFPIPE_DEMO_PORT']}"
+    perfpipe_env = {"PERFPIPE_CONFIG_DIR": str(perfpipe_config(work, demo_url, demo_env)),
                     "PERFPIPE_REPORTS_DIR": str(work / "reports"),
-                    "PERFPIPE_INFLUXDB_URL": f"http://127.0.0.1:{influx_port}", "K6_NO_USAGE_REPORT": "true"}
+                    "PERFPIPE_INFLUXDB_URL": f"http://127.0.0.1:{influx_port}", "K6_NO_USAGE_REPORT": "true",
+                    **demo_env}
     os.environ.update(perfpipe_env)
     print(f"fault loop: {trials} trials, seed {args.seed}, work dir {work}", flush=True)
-    demo = None
+    demo_sh = ["bash", str(ROOT / "scripts" / "demo.sh")]
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=influx_env, check=True, timeout=60)
     try:
-        demo = subprocess.Popen([sys.executable, str(ROOT / "demo" / "demo_target.py"), "--host", "127.0.0.1",
-                                 "--port", str(demo_port)], stdout=subprocess.DEVNULL,
-                                stderr=open(work / "demo.log", "w"), start_new_session=True)
-        import urllib.request
-
-        wait_until(lambda: urllib.request.urlopen(f"{demo_url}/health", timeout=2).status == 200, 20, "demo")
+        subprocess.run([*demo_sh, "start"], env={**os.environ, **demo_env}, check=True, timeout=180)
         from perfpipe.hooks.influxdb import InfluxDBHook
 
         with LocalAirflow(work / "airflow", DAGS_FOLDER, perfpipe_env) as airflow:
             results = run_trials(airflow, InfluxDBHook(), trials, args.seed)
     finally:
-        if demo is not None:
-            demo.terminate()
-            demo.wait(timeout=10)
+        subprocess.run([*demo_sh, "stop"], env={**os.environ, **demo_env}, timeout=180)
         subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "stop"], env=influx_env, timeout=60)
     summary = summarize(results)
     summary["seed"] = args.seed

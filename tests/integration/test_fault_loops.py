@@ -23,7 +23,10 @@ pytestmark = pytest.mark.integration
 def test_every_stop_method_leaves_nothing_behind(influxdb, demo_target, session_dir, tmp_path):
     import os
 
-    perfpipe_env = {k: os.environ[k] for k in ("PERFPIPE_CONFIG_DIR", "PERFPIPE_REPORTS_DIR", "PERFPIPE_INFLUXDB_URL")}
+    # with the demo system's ports and run dir: perf_chaos injects the demo's cache_failure through them
+    perfpipe_env = {k: v for k, v in os.environ.items() if k in ("PERFPIPE_CONFIG_DIR", "PERFPIPE_REPORTS_DIR",
+                                                                   "PERFPIPE_INFLUXDB_URL", "PERFPIPE_RUN_DIR")
+                    or k.startswith("PERFPIPE_DEMO_")}
     seed = random.randrange(1_000_000)
     lines: list[str] = []
     with LocalAirflow(tmp_path / "airflow", fault_loops.DAGS_FOLDER, perfpipe_env) as airflow:
@@ -32,6 +35,7 @@ def test_every_stop_method_leaves_nothing_behind(influxdb, demo_target, session_
     report = "\n".join(lines) + f"\nseed {seed}"
     assert [t.method for t in trials] == list(fault_loops.METHODS), report
     assert summary["trials_with_leftovers"] == 0, report
+    assert fault_loops.FAULT_CHECKS, "the chaos leg checks that no fault is left"
     for trial in trials:
         assert trial.verdict == "aborted" and trial.run_state == "failed", report
         assert trial.time_to_clean_s is not None and trial.time_to_clean_s < fault_loops.CLEAN_DEADLINE_S, report
