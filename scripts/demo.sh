@@ -58,6 +58,15 @@ esac
 CONTROL_URL="http://127.0.0.1:$CONTROL_PORT"
 PG_DATA="$DATA_DIR/postgres"
 PG_SOCKET_DIR="$RUN_DIR/demo-postgres"
+# As root, PostgreSQL runs as `postgres`, which must reach its data and socket directories. A checkout inside a
+# private directory (e.g. /root) is out of its reach: then both live in the postgres user's home instead, one
+# directory per checkout (only for the defaults; explicitly set directories are used as given).
+if [[ $EUID -eq 0 && -z "${PERFPIPE_DEMO_DATA_DIR:-}" ]] && id postgres >/dev/null 2>&1 \
+    && ! setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- test -x "$PERFPIPE_ROOT" 2>/dev/null; then
+    PG_HOME_DIR="$(getent passwd postgres | cut -d: -f6)/perfpipe-demo-$(printf %s "$PERFPIPE_ROOT" | cksum | cut -d' ' -f1)"
+    PG_DATA="$PG_HOME_DIR/postgres"
+    PG_SOCKET_DIR="$PG_HOME_DIR/run"
+fi
 SECRETS_DIR="$DATA_DIR/secrets"
 PG_PASSFILE="$SECRETS_DIR/pgpass"
 REDIS_DIR="$DATA_DIR/redis"
