@@ -3,16 +3,12 @@ with its variables substituted as Grafana would, returns data from this session'
 (the quick pipeline with soak against the demo target, plus one smoke run whose target answers 500s, for the error panels).
 
 Grafana itself is not installable here, so the queries run directly against InfluxDB. A query that returns nothing
-fails its test, except where the fields it reads are not written by anyone yet: that case is skipped with the
-missing fields named (the stress/spike/chaos/soak analysis fields and the perf_events measurement), so the test
-holds those panels to real data as soon as something writes the fields. PERFPIPE_DASHBOARDS_STRICT=1 turns
-those skips into failures (once the analyses write every field).
+fails its test: the analysis panels (breaking point, recovery, drift, chaos phases and events) included.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 
@@ -81,18 +77,6 @@ def _rows(influx, query: str) -> list:
     return [point for series in result.raw.get("series", []) for point in series.get("values", [])]
 
 
-def _missing_fields(influx, query: str) -> list[str]:
-    """Fields or the measurement a SELECT reads that nothing has written yet (empty list: all exist)."""
-    measurement = re.search(r'FROM "(\w+)"', query).group(1)
-    if not _rows(influx, f'SHOW MEASUREMENTS WITH MEASUREMENT = "{measurement}"'):
-        return [f"measurement {measurement}"]
-    select = query.split(" FROM ")[0]
-    wanted = set(re.findall(r'"(\w+)"', select))
-    fields = {row[0] for row in _rows(influx, f'SHOW FIELD KEYS FROM "{measurement}"')}
-    tags = {row[0] for row in _rows(influx, f'SHOW TAG KEYS FROM "{measurement}"')}
-    return sorted(f"{measurement}.{name}" for name in wanted - fields - tags)
-
-
 @pytest.fixture(scope="module")
 def quick_runs(influxdb, demo_target, airflow_db, tmp_path_factory):
     """The quick pipeline (soak included) on the demo target and one smoke run with failing requests, through the CLI."""
@@ -151,10 +135,6 @@ def test_query_returns_data(quick_runs, influxdb, name, label, query):
     values, time_from, time_to = _variables(name, label, quick_runs)
     influxql = substitute(query, values, time_from, time_to)
     rows = _rows(influxdb, influxql)
-    if not rows:
-        missing = _missing_fields(influxdb, influxql)
-        if missing and not os.environ.get("PERFPIPE_DASHBOARDS_STRICT"):
-            pytest.skip(f"no data yet: nothing writes {', '.join(missing)} (PERFPIPE_DASHBOARDS_STRICT=1 fails)")
     assert rows, f"{name}: {label} returned no data:\n{influxql}"
 
 
