@@ -211,7 +211,7 @@ def demo_system():
         system.sh("resume", "database", check=False)  # a paused server cannot shut down
         system.sh("resume", "cache", check=False)
         system.sh("stop", check=False, timeout=120)
-        shutil.rmtree(demo_dir, ignore_errors=True)
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
