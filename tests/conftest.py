@@ -256,3 +256,66 @@ def cli(influxdb, demo_target, airflow_db):
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return SESSION_DIR
+
+
+# --- a Docker engine of our own (runtime: docker, chaos faults on containers) -------------------------------
+
+K6_TEST_IMAGE = "perfpipe-test/k6:1.1.0"  # not grafana/k6: proves the configured image is the one used
+DOCKERD_SH = ROOT / "scripts" / "dockerd.sh"
+
+
+def _dockerd_env() -> dict[str, str]:
+    return {**os.environ, "PERFPIPE_DOCKER_DIR": str(SESSION_DIR / "docker"),
+            "PERFPIPE_RUN_DIR": str(SESSION_DIR / "run"), "PERFPIPE_LOG_DIR": str(SESSION_DIR / "log")}
+
+
+def _dockerd(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(DOCKERD_SH), *args], env=_dockerd_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class Engine:
+    def __init__(self, host: str):
+        self.host = host
+
+    def docker(self, *args: str) -> str:
+        proc = subprocess.run(["docker", *args], env={**os.environ, "DOCKER_HOST": self.host},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def containers(self, *filters: str) -> list[str]:
+        args = ["ps", "-aq"] + [f"--filter={f}" for f in filters]
+        return self.docker(*args).split()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """Our own dockerd for this session (scripts/dockerd.sh), with the k6 image imported; stopped at the end, nothing left running."""
+    if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        pytest.skip("no Docker engine can start here: docker.io is not installed (apt-get install docker.io)")
+    if os.geteuid() != 0:
+        pytest.skip("no Docker engine can start here: dockerd needs root")
+    started = _dockerd("start")
+    if started.returncode != 0:
+        _dockerd("stop")
+        pytest.skip(f"no Docker engine can start here: {(started.stderr or started.stdout).strip()[-600:]}")
+    host = _dockerd("host").stdout.strip()
+    old = {k: os.environ.get(k) for k in ("DOCKER_HOST", "PERFPIPE_K6_IMAGE")}
+    try:
+        imported = _dockerd("import-k6", K6_TEST_IMAGE, timeout=180)
+        assert imported.returncode == 0, imported.stderr
+        os.environ.update({"DOCKER_HOST": host, "PERFPIPE_K6_IMAGE": K6_TEST_IMAGE})
+        engine = Engine(host)
+        yield engine
+        assert engine.containers() == [], "a k6 container was left behind"
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stopped = _dockerd("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        leftovers = subprocess.run(["pgrep", "-f", str(SESSION_DIR / "docker")], capture_output=True, text=True)
+        assert leftovers.stdout.strip() == "", f"engine processes left running: {leftovers.stdout}"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import K6_TEST_IMAGE  # noqa: E402  (tests/ is on sys.path)
 from perfpipe.chaos import ChaosError, FaultHold, parse_chaos, restore_leftovers
 from perfpipe.chaos.injectors import proc_stat
 from perfpipe.chaos.ledger import entries, restore_entry
@@ -648,49 +649,48 @@ def test_proxy_unreachable_is_a_clear_error(ledger_dir):
     assert_clean(ledger_dir)
 
 
-# --- docker (real engine only when one answers) ------------------------------------------------------------
+# --- docker: a real engine of our own (conftest.docker_engine; skipped only where none can start) -----------
 
-def _docker_client_or_skip():
-    docker = pytest.importorskip("docker")
-    if not (os.path.exists("/var/run/docker.sock") or os.environ.get("DOCKER_HOST")):
-        pytest.skip("no Docker engine: neither /var/run/docker.sock nor DOCKER_HOST (docker kind covered by the "
-                    "fake-client unit tests)")
+SLEEP_SCRIPT = "import { sleep } from 'k6';\nexport const options = { vus: 1, duration: '300s' };\n" \
+               "export default function () { sleep(1); }\n"
+
+
+@pytest.fixture
+def docker_container(docker_engine, tmp_path):
+    """A running container on our own engine: the k6 stand-in image idling in a script that only sleeps (no
+    network), long enough to be paused, stopped and started again."""
+    import docker
+
+    client = docker.DockerClient(base_url=docker_engine.host, timeout=30)
+    script = tmp_path / "sleep.js"
+    script.write_text(SLEEP_SCRIPT)
+    script.parent.chmod(0o755)
+    script.chmod(0o644)
+    name = f"perfpipe-chaos-test-{os.getpid()}-{time.monotonic_ns()}"
+    container = client.containers.run(K6_TEST_IMAGE, ["run", "--quiet", "--address", "", "/s/sleep.js"], name=name,
+                                      detach=True, network_mode="none", volumes={str(tmp_path): {"bind": "/s",
+                                                                                                "mode": "ro"}})
     try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"Docker engine does not answer: {exc}")
-    for image in ("busybox:latest", "alpine:latest", "debian:12-slim", "python:3.11-slim"):
-        try:
-            client.images.get(image)
-            return client, image
-        except Exception:
-            continue
-    pytest.skip("Docker engine answers but has none of busybox/alpine/debian:12-slim/python:3.11-slim locally "
-                "(no registry access to pull one)")
+        yield container
+    finally:
+        container.remove(force=True)
 
 
 @pytest.mark.parametrize("scenario", ["pause", "stop"])
-def test_docker_container_fault(ledger_dir, scenario):
-    client, image = _docker_client_or_skip()
-    name = f"perfpipe-chaos-test-{os.getpid()}-{scenario}"
-    container = client.containers.run(image, ["sleep", "300"], name=name, detach=True, network_mode="none",
-                                      auto_remove=False)
-    try:
-        spec = parse_chaos("chaostest", {"components": {"api": {"kind": "docker", "container": name}},
-                                         "scenarios": {scenario: {"component": "api", "action": scenario}}})
-        hold = FaultHold.start(spec, scenario, hold_s=120, ledger_dir=ledger_dir)
-        timing(f"docker {scenario}: inject (holder)", hold.inject_event["duration_s"])
-        container.reload()
-        assert container.status == ("paused" if scenario == "pause" else "exited")
-        started = time.monotonic()
-        assert hold.restore()["ok"] is True
-        timing(f"docker {scenario}: restore()", time.monotonic() - started)
-        container.reload()
-        assert container.status == "running"
-        assert_clean(ledger_dir)
-    finally:
-        container.remove(force=True)
+def test_docker_container_fault(docker_container, ledger_dir, scenario):
+    name = docker_container.name
+    spec = parse_chaos("chaostest", {"components": {"api": {"kind": "docker", "container": name}},
+                                     "scenarios": {scenario: {"component": "api", "action": scenario}}})
+    hold = FaultHold.start(spec, scenario, hold_s=120, ledger_dir=ledger_dir)
+    timing(f"docker {scenario}: inject (holder)", hold.inject_event["duration_s"])
+    docker_container.reload()
+    assert docker_container.status == ("paused" if scenario == "pause" else "exited")
+    started = time.monotonic()
+    assert hold.restore()["ok"] is True
+    timing(f"docker {scenario}: restore()", time.monotonic() - started)
+    docker_container.reload()
+    assert docker_container.status == "running"
+    assert_clean(ledger_dir)
 
 
 def test_restore_leftovers_command_line(component, ledger_dir):
