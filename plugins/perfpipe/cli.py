@@ -151,7 +151,10 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.targets import configured_targets, resolve_target
 
     params: dict[str, Any] = {"profile": args.profile, "overrides": parse_set_arguments(args.overrides)}
-    params["chaos_scenario"] = args.chaos_scenario  # always set: dag.test() would keep a previous run's value
+    if args.test_type in ("chaos", "pipeline"):  # the DAGs with that Param; always set, or dag.test() would keep
+        params["chaos_scenario"] = args.chaos_scenario  # a previous run's value
+    elif args.chaos_scenario:
+        raise CliError(f"--scenario: only chaos and pipeline runs inject faults, not {args.test_type}")
     if args.test_type == "pipeline":
         params["include_soak"] = args.include_soak
     if args.target in configured_targets():

@@ -70,10 +70,14 @@ def perf_params(default_profile: str = "standard", default_target: str | None = 
         "profile": Param(default_profile, type="string", enum=list(PROFILES),
                          description="quick = seconds-long shapes; standard = the full test matrix"),
         "overrides": Param({}, **OVERRIDES_SCHEMA),
-        "chaos_scenario": Param(None, type=["string", "null"], pattern=r"^[A-Za-z0-9_.-]+$",
-                                description="chaos: the target's fault scenario to inject (e.g. cache_failure, "
-                                            "db_failure, network_fault); empty = the target's default_scenario"),
     }
+
+
+def chaos_scenario_param() -> Param:
+    """perf_chaos and perf_pipeline: which of the target's fault scenarios the chaos test injects."""
+    return Param(None, type=["string", "null"], pattern=r"^[A-Za-z0-9_.-]+$",
+                 description="chaos: the target's fault scenario to inject (e.g. cache_failure, db_failure, "
+                             "network_fault); empty = the target's default_scenario")
 
 
 def logical_date_of(context: dict[str, Any]) -> datetime:
@@ -169,7 +173,7 @@ def build_test_dag(test_type: str) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
-        params=perf_params(),
+        params={**perf_params(), **({"chaos_scenario": chaos_scenario_param()} if test_type == "chaos" else {})},
         tags=["perfpipe", test_type],
         doc_md=__doc__,
         default_args={"owner": "perfpipe", "retries": 0},
@@ -187,6 +191,7 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
     from perfpipe import pipeline
 
     params = perf_params()
+    params["chaos_scenario"] = chaos_scenario_param()
     params["include_soak"] = Param(False, type="boolean", description="run the (long) soak stage before ready")
     with DAG(
         dag_id=dag_id,

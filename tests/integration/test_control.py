@@ -274,8 +274,8 @@ def test_run_through_the_rest_api_matches_the_in_process_result(standalone, infl
     assert (result["dag_id"], result["run_id"], result["state"]) == ("perf_smoke", f"manual__{date}", "success")
     assert (result["outcome"], result["path"], result["failed_tasks"]) == ("passed", ["smoke"], [])
     [stage] = result["stages"]
-    assert set(stage) == {"test_type", "target", "verdict", "testid", "metrics", "checks", "metrics_complete",
-                          "report"}
+    assert set(stage) == {"test_type", "target", "verdict", "testid", "metrics", "analysis", "checks",
+                          "metrics_complete", "report"}
     assert stage["verdict"] == "pass" and stage["metrics_complete"] is True
     assert stage["testid"] == f"perf_smoke:manual__{date}:smoke:try1"
     assert Path(stage["report"]).is_file()

@@ -28,7 +28,8 @@ def test_test_dag_structure(dagbag, test_type):
     dag = dagbag.dags[f"perf_{test_type}"]
     assert {t.task_id: set(t.downstream_task_ids) for t in dag.tasks} == STAGE_EDGES
     assert dag.catchup is False
-    assert set(dag.params.keys()) == {"target", "inline_target", "profile", "overrides"}
+    chaos = {"chaos_scenario"} if test_type == "chaos" else set()
+    assert set(dag.params.keys()) == {"target", "inline_target", "profile", "overrides"} | chaos
     assert dag.task_dict["run_k6"].execution_timeout.total_seconds() > 0
 
 
