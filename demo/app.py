@@ -27,7 +27,7 @@ Endpoints (all JSON):
 is 503 at once.
 
 Faults: Redis down, paused or slow -> reads come from PostgreSQL (slower, not errors); PostgreSQL down, paused
-or cut off -> 503 {"error": "database unavailable"} within ~0.5 s for requests that need it (cached reads still
+or cut off -> 503 {"error": "database unavailable"} within ~1 s for requests that need it (cached reads still
 succeed). Both recover on their own when the service is back.
 """
 

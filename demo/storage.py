@@ -185,7 +185,7 @@ def _deadline_connection_class():
         Why: a paused (SIGSTOP) PostgreSQL keeps the TCP connection open and never answers, and server-side
         statement_timeout cannot fire there; without a client-side limit a request would hang."""
 
-        op_timeout_s = 0.4
+        op_timeout_s = 1.0
 
         def wait(self, gen, interval=0.05, timeout=None):
             return super().wait(gen, interval=min(interval, self.op_timeout_s),
@@ -202,7 +202,7 @@ class PostgresStore:
 
     kind = "postgres"
 
-    def __init__(self, url: str, pool_size: int = 8, op_timeout_s: float = 0.4, acquire_timeout_s: float = 0.4,
+    def __init__(self, url: str, pool_size: int = 8, op_timeout_s: float = 1.0, acquire_timeout_s: float = 1.0,
                  open_s: float = 1.0, connect_timeout_s: int = 2, counters=None):
         self.url = url
         self.pool_size = pool_size

@@ -54,6 +54,14 @@ DEMO_ENV = {
 }
 os.environ.update(DEMO_ENV)
 os.environ.pop("PERFPIPE_DEMO_ARGS", None)
+
+
+def airflow_task_env() -> dict[str, str]:
+    """What an Airflow started by a test gives its tasks: this session's config, reports and InfluxDB, and the demo
+    system's ports and run dir (a chaos task reaches the demo's components through scripts/demo.sh)."""
+    return {k: v for k, v in os.environ.items()
+            if k in ("PERFPIPE_CONFIG_DIR", "PERFPIPE_REPORTS_DIR", "PERFPIPE_INFLUXDB_URL", "PERFPIPE_RUN_DIR")
+            or k.startswith("PERFPIPE_DEMO_")}
 CONFIG_DIR = SESSION_DIR / "config"
 
 os.environ.update({

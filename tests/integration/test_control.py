@@ -412,7 +412,9 @@ def test_backfill_then_rerun_of_a_date_leaves_one_result_per_date(standalone, in
                     "dag_run_conf": json.loads(conf), "reprocess_behavior": reprocess, "max_active_runs": 1})
                 return
             except AirflowAPIError as exc:
-                if exc.status != 409 or time.monotonic() > deadline:
+                # 409: the previous backfill is still open; 503: SQLite was locked by the scheduler right then
+                # (Airflow refuses backfill creation under concurrent SQLite access instead of waiting).
+                if exc.status not in (409, 503) or time.monotonic() > deadline:
                     raise
             time.sleep(3)
 

@@ -193,9 +193,9 @@ def test_stopped_database_gives_fast_503_and_recovers(demo):
         demo.stop("database")
         for body in (checkout_body(), checkout_body(product_id=8)):
             status, err, headers, seconds = call(f"{demo.url}/api/checkout", "POST", body)
-            assert status == 503 and err == {"error": "database unavailable"} and seconds < 0.5
+            assert status == 503 and err == {"error": "database unavailable"} and seconds < 1.5
         status, _, _, seconds = call(f"{demo.url}/api/users", "POST", {"name": "x"})
-        assert status == 503 and seconds < 0.5
+        assert status == 503 and seconds < 1.5
         assert call(f"{demo.url}/api/products/55")[0] == 200  # a cached read still works
         assert demo.health()["database"] is False
     finally:
@@ -212,7 +212,7 @@ def test_paused_database_gives_fast_503_never_a_hang(demo):
             status, _, _, seconds = call(f"{demo.url}/api/users", "POST", {"name": f"paused-{i}"}, timeout=5)
             assert status == 503
             timings.append(seconds)
-        assert max(timings) < 0.5, timings
+        assert max(timings) < 1.5, timings
         status, health, _, seconds = call(f"{demo.url}/health")
         assert status == 200 and health["database"] is False and seconds < 1.0
     finally:
@@ -239,7 +239,7 @@ def test_proxy_latency_partition_and_restore(demo):
         assert demo.faults("PUT", {"partition": True})["partition"] is True
         for i in range(5):
             status, _, _, seconds = call(f"{demo.url}/api/users", "POST", {"name": f"cut-{i}"})
-            assert status == 503 and seconds < 0.5
+            assert status == 503 and seconds < 1.5
         assert demo.health()["database"] is False
     finally:
         assert demo.faults("DELETE") == {"latency_ms": 0, "partition": False}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT  # noqa: E402  (tests/ is on sys.path)
+from conftest import ROOT, airflow_task_env  # noqa: E402  (tests/ is on sys.path)
 
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.standalone
 def test_every_stop_method_leaves_nothing_behind(influxdb, demo_target, session_dir, tmp_path):
-    import os
-
-    # with the demo system's ports and run dir: perf_chaos injects the demo's cache_failure through them
-    perfpipe_env = {k: v for k, v in os.environ.items() if k in ("PERFPIPE_CONFIG_DIR", "PERFPIPE_REPORTS_DIR",
-                                                                   "PERFPIPE_INFLUXDB_URL", "PERFPIPE_RUN_DIR")
-                    or k.startswith("PERFPIPE_DEMO_")}
+    perfpipe_env = airflow_task_env()
     seed = random.randrange(1_000_000)
     lines: list[str] = []
     with LocalAirflow(tmp_path / "airflow", fault_loops.DAGS_FOLDER, perfpipe_env) as airflow:

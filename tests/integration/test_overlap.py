@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ROOT, wait_until  # noqa: E402  (tests/ is on sys.path)
+from conftest import ROOT, airflow_task_env, wait_until  # noqa: E402  (tests/ is on sys.path)
 from integration.test_exposure import LOOPBACK, descendants, listeners_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -38,7 +38,7 @@ def test_two_runs_on_one_target_never_load_it_at_the_same_time(influxdb, demo_ta
     from perfpipe.live_status import k6_processes_of_run
     from perfpipe.results import read_results
 
-    env = {k: os.environ[k] for k in ("PERFPIPE_CONFIG_DIR", "PERFPIPE_REPORTS_DIR", "PERFPIPE_INFLUXDB_URL")}
+    env = airflow_task_env()
     date = datetime(2026, 5, 3, tzinfo=timezone.utc)
     with LocalAirflow(tmp_path / "airflow", DAGS_FOLDER, env) as airflow:
         airflow.wait_for_dags(["perf_smoke", "perf_chaos"])
