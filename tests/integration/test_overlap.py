@@ -6,7 +6,6 @@ of Airflow and everything it started finds nothing bound beyond loopback (the sc
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import datetime, timezone
