@@ -201,7 +201,27 @@ class DemoSystem(DemoTarget):
             self.sh("resume", component, check=False)
             self.start(component)
         self.faults("DELETE")
-        wait_until(lambda: self.health()["status"] == "ok", 30, "demo system healthy again")
+        self.wait_serving()
+
+    def serves_normally(self, rounds: int = 8) -> bool:
+        """Reads and a checkout (a database write) answer normally, `rounds` times in a row: every worker's
+        breakers have closed again, not just /health."""
+        body = json.dumps({"user_id": 1, "items": [{"product_id": 2, "qty": 1}]}).encode()
+        try:
+            for i in range(rounds):
+                for request, want in ((f"{self.url}/api/products/{1 + i}", 200), (f"{self.url}/api/users/{1 + i}", 200),
+                                      (urllib.request.Request(f"{self.url}/api/checkout", data=body, method="POST",
+                                                              headers={"Content-Type": "application/json"}), 201)):
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        if response.status != want:
+                            return False
+        except OSError:  # HTTPError (a 503) included
+            return False
+        return True
+
+    def wait_serving(self, timeout_s: float = 30) -> None:
+        wait_until(lambda: self.health()["status"] == "ok" and self.serves_normally(), timeout_s,
+                   "demo system serving normally")
 
 
 @pytest.fixture(scope="session")
