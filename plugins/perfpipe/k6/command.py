@@ -111,13 +111,27 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
     }
     secret_keys = {"PERFPIPE_TARGET_HEADERS"}
     if influx is not None:
-        argv += ["--out", f"influxdb={influx.write_url}"]
-        if influx.username:
-            env["K6_INFLUXDB_USERNAME"] = influx.username
-        if influx.password:
-            env["K6_INFLUXDB_PASSWORD"] = influx.password
-            secret_keys.add("K6_INFLUXDB_PASSWORD")
+        out_argv, out_env, out_secrets = influxdb_output(influx)
+        argv += out_argv
+        env.update(out_env)
+        secret_keys |= out_secrets
     return K6Invocation(argv=argv, env=env, secret_env_keys=secret_keys)
+
+
+# k6's InfluxDB output settings (measured with bench/, see bench/RESULTS.md).
+INFLUXDB_OUTPUT_ENV: dict[str, str] = {}
+
+
+def influxdb_output(influx: InfluxSettings) -> tuple[list[str], dict[str, str], set[str]]:
+    """perfpipe's metrics path: k6 argv, env and secret env keys of the InfluxDB output (bench/ measures it)."""
+    env = dict(INFLUXDB_OUTPUT_ENV)
+    secret_keys: set[str] = set()
+    if influx.username:
+        env["K6_INFLUXDB_USERNAME"] = influx.username
+    if influx.password:
+        env["K6_INFLUXDB_PASSWORD"] = influx.password
+        secret_keys.add("K6_INFLUXDB_PASSWORD")
+    return ["--out", f"influxdb={influx.write_url}"], env, secret_keys
 
 
 def inspect_argv(binary: str, script: str) -> list[str]:
