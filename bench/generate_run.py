@@ -16,6 +16,7 @@ import json
 import math
 import random
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,8 +39,8 @@ def _percentile(sorted_values: list[float], p: float) -> float:
 def _lines_for_second(second: int, start_ns: int, rps: int, vus: int, testid: str, rng: random.Random,
                       durations: list[float], failures: list[int]) -> list[str]:
     tags = f"testid={testid},test_type=stress,target=synthetic,scenario=stress"
-    lines = [f"vus,{tags} value={vus}i {start_ns + second * 1_000_000_000}",
-             f"vus_max,{tags} value={vus}i {start_ns + second * 1_000_000_000}"]
+    lines = [f"vus,{tags} value={vus} {start_ns + second * 1_000_000_000}",
+             f"vus_max,{tags} value={vus} {start_ns + second * 1_000_000_000}"]
     step = 1_000_000_000 // rps
     for i in range(rps):
         t = start_ns + second * 1_000_000_000 + i * step + rng.randrange(step)
@@ -68,9 +69,12 @@ def _post(url: str, database: str, lines: list[str]) -> None:
     body = gzip.compress("\n".join(lines).encode(), compresslevel=1)
     request = urllib.request.Request(f"{url}/write?db={database}&precision=ns", data=body, method="POST",
                                      headers={"Content-Encoding": "gzip"})
-    with urllib.request.urlopen(request, timeout=300) as response:
-        if response.status != 204:
-            raise RuntimeError(f"write answered {response.status}")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            if response.status != 204:
+                raise RuntimeError(f"write answered {response.status}")
+    except urllib.error.HTTPError as exc:  # influxd says why (field type conflict, body too large...)
+        raise RuntimeError(f"write answered {exc.code}: {exc.read()[:500]!r}") from None
 
 
 def generate(url: str, database: str, testid: str, minutes: float, vus: int, rps: int, start_s: float | None = None,
