@@ -154,12 +154,13 @@ def main() -> int:
     try:
         nginx = start_nginx(workdir)
         services.append(nginx)
-        influx = {"stock": start_influxd("stock", workdir, stock_influx_conf),
-                  "perfpipe": start_influxd("perfpipe", workdir, perfpipe_influx_conf)}
+        configs = {"stock": stock_influx_conf, "perfpipe": perfpipe_influx_conf}
         if not args.no_levers:
-            influx["tsi1"] = start_influxd("tsi1", workdir, lambda p, r, d: perfpipe_influx_conf(
-                p, r, d, {"data.index-version": '"tsi1"'}))
-        services += influx.values()
+            configs["tsi1"] = lambda p, r, d: perfpipe_influx_conf(p, r, d, {"data.index-version": '"tsi1"'})
+        influx = {}
+        for name, conf_for in configs.items():
+            influx[name] = start_influxd(name, workdir, conf_for)
+            services.append(influx[name])  # registered at once: stopped even if a later start fails
         out(f"services: nginx {nginx.url}, " + ", ".join(f"influxd {k} {s.url}" for k, s in influx.items()))
         vlist = variants(not args.no_levers)
         report += ["### Throughput and completeness", ""]

@@ -143,20 +143,37 @@ def stock_influx_conf(port: int, rpc_port: int, data_dir: Path) -> str:
 
 
 def perfpipe_influx_conf(port: int, rpc_port: int, data_dir: Path, overrides: dict[str, str] | None = None) -> str:
-    """config/influxdb.conf.template as scripts/influxd.sh renders it, with optional `section.key = value`
-    overrides (levers under test)."""
+    """config/influxdb.conf.template as scripts/influxd.sh renders it, with optional `section.key` -> value
+    overrides (levers under test): the key's line in that section is replaced, or added under the header."""
     text = (ROOT / "config" / "influxdb.conf.template").read_text()
     text = (text.replace("@HTTP_BIND@", f"127.0.0.1:{port}").replace("@RPC_BIND@", f"127.0.0.1:{rpc_port}")
             .replace("@DATA_DIR@", str(data_dir)))
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
-        pattern = re.compile(rf"^(\[{re.escape(section)}\][^\[]*?)^(\s*){re.escape(key)}\s*=.*$", re.M | re.S)
-        if pattern.search(text):
-            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{key} = {value}", text, count=1)
-        else:
-            text = re.sub(rf"^\[{re.escape(section)}\]\s*$", f"[{section}]\n  {key} = {value}", text, count=1,
-                          flags=re.M)
+        lines, current, done = text.splitlines(), None, False
+        for i, line in enumerate(lines):
+            header = re.match(r"^\s*\[+([^\]]+)\]+\s*$", line)
+            if header:
+                current = header.group(1)
+                continue
+            if current == section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                lines[i] = f"  {key} = {value}"
+                done = True
+                break
+        if not done:
+            at = next(i for i, line in enumerate(lines) if line.strip() == f"[{section}]")
+            lines.insert(at + 1, f"  {key} = {value}")
+        text = "\n".join(lines) + "\n"
     return text
+
+
+def check_loopback_only(conf_text: str) -> None:
+    """Refuse a rendered config whose listeners are not all on 127.0.0.1 (a broken override must not open a
+    port on every interface)."""
+    binds = re.findall(r'^\s*bind-address\s*=\s*"([^"]*)"', conf_text, re.M)
+    http = re.search(r'^\[http\][^\[]*?^\s*bind-address\s*=\s*"127\.0\.0\.1:\d+"', conf_text, re.M | re.S)
+    if not http or any(not b.startswith("127.0.0.1:") for b in binds):
+        raise RuntimeError(f"influxd config listens beyond loopback or lacks an [http] bind: {binds}")
 
 
 def start_influxd(name: str, workdir: Path, conf_for, database: str = "k6") -> Service:
@@ -166,7 +183,9 @@ def start_influxd(name: str, workdir: Path, conf_for, database: str = "k6") -> S
     data_dir.mkdir(parents=True, exist_ok=True)
     port, rpc_port = free_port(), free_port()
     conf = directory / "influxdb.conf"
-    conf.write_text(conf_for(port, rpc_port, data_dir))
+    text = conf_for(port, rpc_port, data_dir)
+    check_loopback_only(text)
+    conf.write_text(text)
     proc = _spawn([INFLUXD, "-config", str(conf)], directory / "influxd.log")
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/ping", 30, proc, expect=204)
