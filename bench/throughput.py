@@ -151,7 +151,7 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
         "k6_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "wall_s": round(wall, 1),
         "output_errors": sum(1 for ln in log_text.splitlines() if "level=error" in ln),
-        "http_413": log_text.count("413"),
+        "refused_writes": log_text.count("Couldn't write stats"),
     }
     if influx:
         row["expected"] = expected
