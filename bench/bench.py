@@ -41,8 +41,10 @@ def variants(levers: bool) -> list[Variant]:
     ]
     if levers:
         rows += [
+            Variant("lever GOGC=100 (Go default)", "influxdb", "perfpipe", shipped=True, env={"GOGC": "100"},
+                    note="the perfpipe path before this lever"),
             Variant("lever GOGC=400", "influxdb", "perfpipe", shipped=True, env={"GOGC": "400"},
-                    note="k6's Go GC runs less often"),
+                    note="k6's Go GC runs even less often"),
             Variant("lever trimmed system tags", "influxdb", "perfpipe", shipped=True, args=TRIMMED_SYSTEM_TAGS,
                     note="drops proto, subproto, tls_version, group, service, error, url"),
             Variant("lever GOGC=400 + trimmed tags", "influxdb", "perfpipe", shipped=True, env={"GOGC": "400"},
