@@ -217,8 +217,11 @@ def phase_bounds(events: list[dict], run_start_ms: float, run_end_ms: float) -> 
 
 def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
     """First and last sample time of a testid (from the 1-per-second `vus` gauge)."""
-    first = hook.query('SELECT first("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
-    last = hook.query('SELECT last("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
+    from perfpipe.results import queries_in_parallel
+
+    first, last = queries_in_parallel(hook, ['SELECT first("value") FROM "vus" WHERE "testid" = $testid',
+                                             'SELECT last("value") FROM "vus" WHERE "testid" = $testid'],
+                                      {"testid": testid})
     if not first or not last:
         return None
     return int(first[0]["time"]), int(last[0]["time"]) + 1000
