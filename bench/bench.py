@@ -140,7 +140,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats, args.no_levers, args.p3_minutes = 8, 2, True, "1,5"
-    command = "bash bench/run.sh " + shlex.join(sys.argv[1:])
+    command = ("bash bench/run.sh " + shlex.join(sys.argv[1:])).strip()
     started = datetime.now(timezone.utc)
     load_before = os.getloadavg()
     report: list[str] = [f"## {started:%Y-%m-%d %H:%M} UTC", "", f"Command: `{command}`", "",
