@@ -53,6 +53,10 @@ def variants(levers: bool) -> list[Variant]:
                     note="bigger, rarer batches"),
             Variant("lever tsi1 influxd", "influxdb", "tsi1", shipped=True, note="index-version tsi1"),
             Variant("lever local csv.gz", "csv", note="own-ingestion-path cost in k6 (file not loaded)"),
+            Variant("lever local csv", "csv", env={"K6_CSV_TIME_FORMAT": "unix_nano"}, args=["--plain-csv"],
+                    note="same, uncompressed, ns timestamps (file not loaded)"),
+            Variant("own ingestion: csv + perfpipe.ingest", "csv", "perfpipe", env={"K6_CSV_TIME_FORMAT": "unix_nano"},
+                    args=["--plain-csv"], note="k6 writes csv, perfpipe.ingest loads it after the run (no live data)"),
         ]
     return rows
 
@@ -75,6 +79,9 @@ def summarise(rows: list[dict]) -> dict:
         "k6_cpu_per_1k": _median([r.get("k6_cpu_per_1k") for r in rows]),
         "influxd_cpu_per_1k": _median([r.get("influxd_cpu_per_1k") for r in rows]),
         "k6_peak_rss_mb": max((r.get("k6_peak_rss_mb") or 0) for r in rows),
+        "ingest_cpu_per_1k": _median([r.get("ingest_cpu_per_1k") for r in rows]),
+        "ingest_s": _median([r.get("ingest_s") for r in rows]),
+        "ingest_moved": sum(r.get("ingest_moved") or 0 for r in rows),
         "stored": stored, "expected": expected,
         "stored_ratio": round(stored / expected, 6) if expected else None,
         "lost_requests": sum(r.get("lost_requests") or 0 for r in rows) if any("expected" in r for r in rows) else None,
@@ -82,6 +89,13 @@ def summarise(rows: list[dict]) -> dict:
         "exits": sorted({r["exit"] for r in rows}),
         "runs": len(rows),
     }
+
+
+def _ingest_note(s: dict) -> str:
+    if s.get("ingest_s") is None:
+        return ""
+    return (f"; load after the run {s['ingest_s']} s (median), loader {s['ingest_cpu_per_1k']} CPU-s/1k req, "
+            f"{s['ingest_moved']} colliding timestamps moved")
 
 
 def throughput_section(target, path: str, vlist: list[Variant], influx: dict, args, workdir: Path, out) -> list[str]:
@@ -109,17 +123,17 @@ def throughput_section(target, path: str, vlist: list[Variant], influx: dict, ar
         ratio = round(s["rps"] / base["rps"], 3) if (s["rps"] and base["rps"]) else None
         # On a CPU-bound 2-core box the throughput ratio is the CPU per request ratio (k6 + influxd): steadier
         # than the measured rate while other work shares the cores.
-        cost = (s["k6_cpu_per_1k"] or 0) + (s["influxd_cpu_per_1k"] or 0)
+        cost = (s["k6_cpu_per_1k"] or 0) + (s["influxd_cpu_per_1k"] or 0) + (s["ingest_cpu_per_1k"] or 0)
         cpu_ratio = round(base["k6_cpu_per_1k"] / cost, 3) if cost and base["k6_cpu_per_1k"] else None
         stored = (f"{s['stored']:,} / {s['expected']:,} = {s['stored_ratio']}" if s["expected"] else "n/a")
         lines.append(f"| {variant.name} | {s['rps']:,.0f} | {s['rps_spread']} | {ratio} | {cpu_ratio} | {stored} | "
                      f"{s['lost_requests'] if s['lost_requests'] is not None else 'n/a'} | {s['k6_cpu_per_1k']} | "
                      f"{s['influxd_cpu_per_1k'] if s['influxd_cpu_per_1k'] is not None else '-'} | "
-                     f"{s['k6_peak_rss_mb']} | {variant.note} |")
+                     f"{s['k6_peak_rss_mb']} | {variant.note}{_ingest_note(s)} |")
         out(f"  => {variant.name:<28} {s['rps']:>9,.0f} req/s ({s['rps_spread']}), x{ratio} of no-output "
             f"(CPU model x{cpu_ratio}), stored/expected {s['stored_ratio']}, lost requests {s['lost_requests']}, "
             f"k6 {s['k6_cpu_per_1k']} / influxd {s['influxd_cpu_per_1k']} CPU-s per 1k req, "
-            f"k6 peak {s['k6_peak_rss_mb']} MB, exit codes {s['exits']}")
+            f"k6 peak {s['k6_peak_rss_mb']} MB, exit codes {s['exits']}{_ingest_note(s)}")
     lines.append("")
     return lines
 
@@ -135,6 +149,7 @@ def main() -> int:
     parser.add_argument("--skip-p5", action="store_true")
     parser.add_argument("--p3-minutes", default="1,5,20", help="synthetic run lengths for P3 (default 1,5,20)")
     parser.add_argument("--p5-vus", type=int, default=10_000)
+    parser.add_argument("--only", help="comma-separated variant names to run (k6 no output always runs)")
     parser.add_argument("--quick", action="store_true", help="8 s runs, 2 repeats, no levers, P3 at 1,5 min")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
@@ -165,12 +180,16 @@ def main() -> int:
             services.append(influx[name])  # registered at once: stopped even if a later start fails
         out(f"services: nginx {nginx.url}, " + ", ".join(f"influxd {k} {s.url}" for k, s in influx.items()))
         vlist = variants(not args.no_levers)
+        if args.only:
+            wanted = {name.strip() for name in args.only.split(",")}
+            vlist = [v for v in vlist if v.name == "k6 no output" or v.name in wanted]
         report += ["### Throughput and completeness", ""]
         report += throughput_section(nginx, "/", vlist, influx, args, workdir, out)
         if not args.skip_demo:
             demo = start_demo(workdir)
             services.append(demo)
-            report += throughput_section(demo, "/api/products/1", vlist[:3], influx, args, workdir, out)
+            report += throughput_section(demo, "/api/products/1", [v for v in vlist if not v.name.startswith("lever")],
+                                         influx, args, workdir, out)
         if not args.skip_p3:
             import gate_time
 

@@ -37,6 +37,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a live process: the peak RSS of its own program. (rusage's ru_maxrss of a child also counts the
+    parent's memory the child had between fork and exec, so a big bench process would inflate it.)"""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen, expect: int = 200) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import Service, query
+from services import Service, peak_rss_mb, query
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -95,8 +95,9 @@ def settle(influx: Service, testid: str, timeout_s: float = 15) -> dict[str, int
 def output_args(variant: Variant, influx: Service | None, workdir: Path, testid: str) -> tuple[list, dict]:
     if variant.output == "none":
         return [], {}
-    if variant.output == "csv":
-        return ["--out", f"csv={workdir / (testid.replace(':', '_') + '.csv.gz')}"], dict(variant.env)
+    if variant.output == "csv":  # "--plain-csv" in args: no gzip (k6 compresses when the name ends in .gz)
+        suffix = ".csv" if "--plain-csv" in variant.args else ".csv.gz"
+        return ["--out", f"csv={workdir / (testid.replace(':', '_') + suffix)}"], dict(variant.env)
     assert influx is not None
     if variant.shipped:
         from perfpipe.hooks.influxdb import InfluxSettings
@@ -123,7 +124,9 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = started + duration_s + 120
+        peak_mb = 0.0
         while True:  # bounded: k6 gets its duration plus two minutes for init and the last flush
+            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -134,6 +137,10 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
             time.sleep(0.1)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
+    ingest = None
+    if variant.output == "csv" and influx is not None:  # perfpipe's own ingestion path, after the run
+        ingest = _ingest(workdir / (testid.replace(":", "_") + (".csv" if "--plain-csv" in variant.args
+                                                                  else ".csv.gz")), influx)
     stored = settle(influx, testid) if influx else {}
     influx_cpu = (influx.cpu_seconds() - influx_cpu0) if influx else 0.0
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
@@ -148,7 +155,7 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
         "rps": round(reqs / run_s, 1) if run_s else None, "requests": reqs,
         "k6_cpu_per_1k": round(1000 * k6_cpu / reqs, 4) if reqs else None,
         "influxd_cpu_per_1k": round(1000 * influx_cpu / reqs, 4) if (reqs and influx) else None,
-        "k6_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "k6_peak_rss_mb": round(peak_mb, 1),
         "wall_s": round(wall, 1),
         "output_errors": sum(1 for ln in log_text.splitlines() if "level=error" in ln),
         "refused_writes": log_text.count("Couldn't write stats"),
@@ -159,8 +166,21 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
         exp_total = sum(v or 0 for v in expected.values())
         row["stored_ratio"] = round(sum(stored.values()) / exp_total, 5) if exp_total else None
         row["lost_requests"] = (expected["http_reqs"] or 0) - stored.get("http_reqs", 0)
+    if ingest:
+        row.update(ingest)
+        row["ingest_cpu_per_1k"] = round(1000 * ingest["ingest_cpu_s"] / reqs, 4) if reqs else None
     if variant.output == "csv":
-        csv_file = workdir / (testid.replace(":", "_") + ".csv.gz")
+        csv_file = workdir / (testid.replace(":", "_") + (".csv" if "--plain-csv" in variant.args else ".csv.gz"))
         row["csv_mb"] = round(csv_file.stat().st_size / 2**20, 1) if csv_file.exists() else None
         csv_file.unlink(missing_ok=True)
     return row
+
+
+def _ingest(csv_file: Path, influx: Service) -> dict:
+    """perfpipe.ingest.load_csv into the influxd: wall time and this process's CPU for the load."""
+    from perfpipe.ingest import influx_writer, load_csv
+
+    cpu0, started = time.process_time(), time.monotonic()
+    stats = load_csv(csv_file, influx_writer(influx.url, influx.extra["database"]))
+    return {"ingest_s": round(time.monotonic() - started, 2), "ingest_cpu_s": round(time.process_time() - cpu0, 2),
+            "ingest_points": stats.points, "ingest_moved": stats.moved}

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services import Service
+from services import Service, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -44,7 +44,9 @@ def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 1
         proc = subprocess.Popen(invocation.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         limit = started + 10 + hold_s + 240  # init of 10,000 VUs on 2 busy cores takes a while; never unbounded
+        peak_mb = 0.0
         while True:
+            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -57,7 +59,7 @@ def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 1
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     metrics = summary.get("metrics") or {}
     peak_vus = int((metrics.get("vus_max") or {}).get("max") or (metrics.get("vus") or {}).get("max") or 0)
-    rss_mb = usage.ru_maxrss / 1024
+    rss_mb = peak_mb
     result = {"vus": vus, "peak_vus": peak_vus, "exit": os.waitstatus_to_exitcode(status),
               "k6_peak_rss_mb": round(rss_mb, 1), "mb_per_vu": round(rss_mb / peak_vus, 3) if peak_vus else None,
               "requests": int((metrics.get("http_reqs") or {}).get("count") or 0),
