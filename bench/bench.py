@@ -151,6 +151,7 @@ def main() -> int:
     parser.add_argument("--p5-vus", type=int, default=10_000)
     parser.add_argument("--only", help="comma-separated variant names to run (k6 no output always runs)")
     parser.add_argument("--quick", action="store_true", help="8 s runs, 2 repeats, no levers, P3 at 1,5 min")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the influxd data, logs and k6 logs")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     if args.quick:
@@ -218,7 +219,13 @@ def main() -> int:
     load_after = os.getloadavg()
     report.insert(6, f"Load average at end {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} "
                      f"(2 cores shared with other work: rates are noisy, ratios within one run are the figures)\n")
-    out(f"\nload average: start {load_before[0]:.2f}, end {load_after[0]:.2f}; work dir {workdir}")
+    out(f"\nload average: start {load_before[0]:.2f}, end {load_after[0]:.2f}")
+    if args.keep_workdir:
+        out(f"work dir kept: {workdir}")
+    else:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)  # influxd data of one run: hundreds of MB
     if not args.no_record:
         with open(RESULTS, "a", encoding="utf-8") as results:
             results.write("\n".join(report) + "\n\n")
