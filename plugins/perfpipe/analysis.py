@@ -62,14 +62,18 @@ def read_buckets(hook: InfluxDBHook, testid: str, start_ms: int, end_ms: int, bu
         t = point["time"] / 1000
         return buckets.setdefault(t, Bucket(t=t))
 
-    for p in hook.query(f'SELECT count("value") AS n, sum("value") AS failed FROM "http_req_failed" '
-                        f'WHERE {where} {group}', params):
+    from perfpipe.results import queries_in_parallel
+
+    failed, p95, vus = queries_in_parallel(hook, [
+        f'SELECT count("value") AS n, sum("value") AS failed FROM "http_req_failed" WHERE {where} {group}',
+        f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where} {group}',
+        f'SELECT max("value") AS vus FROM "vus" WHERE {where} {group}'], params)
+    for p in failed:
         b = bucket(p)
         b.requests, b.failed = int(p.get("n") or 0), float(p.get("failed") or 0)
-    for p in hook.query(f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where} {group}',
-                        params):
+    for p in p95:
         bucket(p).p95_ms = p.get("p95")
-    for p in hook.query(f'SELECT max("value") AS vus FROM "vus" WHERE {where} {group}', params):
+    for p in vus:
         bucket(p).vus = p.get("vus")
     return [buckets[t] for t in sorted(buckets)]
 
@@ -78,9 +82,11 @@ def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float
     """Exact figures of one time window: requests, error rate, p95 and request rate."""
     where = f'"testid" = $testid AND {_time_range(start_ms, end_ms)}'
     params = {"testid": testid}
-    failed = hook.query(f'SELECT count("value") AS n, mean("value") AS rate FROM "http_req_failed" WHERE {where}',
-                        params)
-    p95 = hook.query(f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where}', params)
+    from perfpipe.results import queries_in_parallel
+
+    failed, p95 = queries_in_parallel(hook, [
+        f'SELECT count("value") AS n, mean("value") AS rate FROM "http_req_failed" WHERE {where}',
+        f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where}'], params)
     requests = int(failed[0].get("n") or 0) if failed else 0
     seconds = max((end_ms - start_ms) / 1000, 1e-9)
     return {
@@ -211,8 +217,11 @@ def phase_bounds(events: list[dict], run_start_ms: float, run_end_ms: float) -> 
 
 def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
     """First and last sample time of a testid (from the 1-per-second `vus` gauge)."""
-    first = hook.query('SELECT first("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
-    last = hook.query('SELECT last("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
+    from perfpipe.results import queries_in_parallel
+
+    first, last = queries_in_parallel(hook, ['SELECT first("value") FROM "vus" WHERE "testid" = $testid',
+                                             'SELECT last("value") FROM "vus" WHERE "testid" = $testid'],
+                                      {"testid": testid})
     if not first or not last:
         return None
     return int(first[0]["time"]), int(last[0]["time"]) + 1000

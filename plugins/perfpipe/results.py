@@ -54,31 +54,86 @@ def _first(hook: InfluxDBHook, query: str, testid: str) -> dict:
     return points[0] if points else {}
 
 
-def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None) -> dict[str, Any]:
-    """Gate metrics for one testid, measured from the raw k6 samples in InfluxDB, plus count reconciliation."""
-    durations = _first(hook, 'SELECT count("value") AS n, mean("value") AS avg, percentile("value", 95) AS p95, '
-                             'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
-                       testid)
-    stored_reqs = stored_request_count(hook, testid)
-    failed = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" WHERE "testid" = $testid', testid)
-    checks = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid', testid)
-    vus = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid', testid)
+def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str, Any]) -> list[list[dict]]:
+    """Each query's points, the queries run side by side (influxd scans each on its own core): a gate's
+    independent scans cost the slowest one, not their sum. One client per query: a client is not shared
+    across threads."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    stored_durations = int(durations.get("n") or 0)
+    if len(queries) < 2 or type(hook) is not InfluxDBHook:  # a test double: one at a time
+        return [hook.query(q, params) for q in queries]
+    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="influx-query") as pool:
+        futures = [pool.submit(InfluxDBHook(hook.settings, hook.timeout_s).query, q, params) for q in queries]
+        return [f.result() for f in futures]
+
+
+def summary_aggregates(summary: dict) -> dict[str, float | None]:
+    """k6's own end-of-test aggregates over every sample it measured (--summary-export): the same figures as
+    percentile()/mean()/max() over all of the testid's samples in InfluxDB, computed without reading them back.
+    (k6 interpolates between ranks, InfluxDB takes the nearest rank: they differ by less than one sample step.)
+    A figure the summary lacks (a custom script's summaryTrendStats, a crash) is None."""
+    metrics = summary.get("metrics") or {}
+    duration = metrics.get("http_req_duration") or {}
+
+    def rate(name: str) -> float | None:
+        value = (metrics.get(name) or {}).get("value")
+        return float(value) if value is not None else None
+
+    vus_max = (metrics.get("vus") or {}).get("max")
+    return {"p95": duration.get("p(95)"), "p99": duration.get("p(99)"), "avg": duration.get("avg"),
+            "failed_rate": rate("http_req_failed"), "checks_rate": rate("checks"),
+            "vus_peak": float(vus_max) if vus_max is not None else None}
+
+
+def influx_aggregates(hook: InfluxDBHook, testid: str, wanted: set[str]) -> dict[str, float | None]:
+    """The same figures from the raw samples in InfluxDB (cost grows with the run: only for what k6 lacks)."""
+    found: dict[str, float | None] = {}
+    if wanted & {"p95", "p99", "avg"}:
+        durations = _first(hook, 'SELECT mean("value") AS avg, percentile("value", 95) AS p95, '
+                                 'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
+                           testid)
+        found.update(p95=durations.get("p95"), p99=durations.get("p99"), avg=durations.get("avg"))
+    if "failed_rate" in wanted:
+        found["failed_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" '
+                                            'WHERE "testid" = $testid', testid).get("rate")
+    if "checks_rate" in wanted:
+        found["checks_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid',
+                                      testid).get("rate")
+    if "vus_peak" in wanted:
+        found["vus_peak"] = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid',
+                                   testid).get("peak")
+    return found
+
+
+def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None) -> dict[str, Any]:
+    """Gate metrics for one testid, plus the reconciliation of k6's request count with InfluxDB's samples.
+
+    Latency, error and check figures are k6's exact aggregates over all samples (summary_aggregates) — reading
+    them back from InfluxDB would cost time in proportion to the run's length — and come from InfluxDB's raw
+    samples only where the summary lacks them. The reconciliation always counts what InfluxDB stored: a gate
+    on data InfluxDB (and so Grafana and the analyses) does not fully hold is never a pass."""
+    aggregates = summary_aggregates(summary)
+    missing = {name for name, value in aggregates.items() if value is None}
+    if missing:
+        aggregates.update(influx_aggregates(hook, testid, missing))
+    stored_reqs, stored_durations = (
+        int(points[0].get("n") or 0) if points else 0
+        for points in queries_in_parallel(hook, [f'SELECT count("value") AS n FROM "{name}" WHERE "testid" = $testid'
+                                                 for name in ("http_reqs", "http_req_duration")], {"testid": testid}))
     expected = summary_count(summary, "http_reqs")
     stored = min(stored_reqs, stored_durations)
     if not duration_s:
         duration_s = None
     requests = expected if expected is not None else stored_reqs
     return {
-        "p95_ms": _round(durations.get("p95")),
-        "p99_ms": _round(durations.get("p99")),
-        "avg_ms": _round(durations.get("avg")),
-        "error_rate": _round(failed.get("rate"), 6),
-        "checks_rate": _round(checks.get("rate"), 6),
+        "p95_ms": _round(aggregates["p95"]),
+        "p99_ms": _round(aggregates["p99"]),
+        "avg_ms": _round(aggregates["avg"]),
+        "error_rate": _round(aggregates["failed_rate"], 6),
+        "checks_rate": _round(aggregates["checks_rate"], 6),
         "requests": requests,
         "rps": _round(requests / duration_s, 3) if duration_s else None,
-        "vus_max": int(vus["peak"]) if vus.get("peak") is not None else None,
+        "vus_max": int(aggregates["vus_peak"]) if aggregates["vus_peak"] is not None else None,
         "duration_s": _round(duration_s, 3),
         **reconcile(expected, stored),
     }

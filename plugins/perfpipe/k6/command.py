@@ -113,12 +113,10 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
     }
     secret_keys = {"PERFPIPE_TARGET_HEADERS"}
     if influx is not None:
-        argv += ["--out", f"influxdb={influx.write_url}"]
-        if influx.username:
-            env["K6_INFLUXDB_USERNAME"] = influx.username
-        if influx.password:
-            env["K6_INFLUXDB_PASSWORD"] = influx.password
-            secret_keys.add("K6_INFLUXDB_PASSWORD")
+        out_argv, out_env, out_secrets = influxdb_output(influx)
+        argv += out_argv
+        env.update(out_env)
+        secret_keys |= out_secrets
         # The other outputs of config/perfpipe.yaml `outputs:` (influxdb is always one: the gates read it).
         from perfpipe.config import settings
 
@@ -126,6 +124,25 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
         if "prometheus" in conf["outputs"]:
             add_prometheus_output(argv, env, secret_keys, conf["prometheus"])
     return K6Invocation(argv=argv, env=env, secret_env_keys=secret_keys)
+
+
+# k6's InfluxDB output settings, kept where bench/ measured a gain (bench/RESULTS.md). The output turns every
+# sample into a line-protocol point: garbage the Go GC keeps chasing. GOGC=200 halves how often it runs (GOGC=400
+# cut k6's CPU per request by a quarter but tripled its memory at 50 VUs); push interval, concurrent writes and
+# influxd's tsi1 index gained nothing. Tags are left as k6 sends them: the standard schema for k6 dashboards.
+INFLUXDB_OUTPUT_ENV: dict[str, str] = {"GOGC": "200"}
+
+
+def influxdb_output(influx: InfluxSettings) -> tuple[list[str], dict[str, str], set[str]]:
+    """perfpipe's metrics path: k6 argv, env and secret env keys of the InfluxDB output (bench/ measures it)."""
+    env = dict(INFLUXDB_OUTPUT_ENV)
+    secret_keys: set[str] = set()
+    if influx.username:
+        env["K6_INFLUXDB_USERNAME"] = influx.username
+    if influx.password:
+        env["K6_INFLUXDB_PASSWORD"] = influx.password
+        secret_keys.add("K6_INFLUXDB_PASSWORD")
+    return ["--out", f"influxdb={influx.write_url}"], env, secret_keys
 
 
 PROMETHEUS_OUTPUT = "experimental-prometheus-rw"  # k6's built-in Prometheus remote-write output

@@ -1,0 +1,69 @@
+"""P5: k6's memory per VU with perfpipe's own stress script (k6-scripts/stress.js, its run config compiled by
+perfpipe like a real run), ramped to 10,000 VUs against the loopback target, with perfpipe's metrics path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from services import Service, peak_rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+
+def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 15, think_s: float = 1.0,
+            log=print) -> dict:
+    from perfpipe.config import build_plan
+    from perfpipe.hooks.influxdb import InfluxSettings
+    from perfpipe.k6.command import build_invocation, k6_binary, write_run_config
+    from perfpipe.paths import scripts_dir
+    from perfpipe.targets import resolve_target
+
+    target = resolve_target({"name": "bench", "base_url": target_url, "max_vus": vus,
+                             "requests": [{"method": "GET", "path": "/", "name": "root"}]})
+    # Ramp to the peak, hold, stop: bounded in VUs, time and (think time) request rate.
+    plan = build_plan("stress", target, "quick", {"stages": f"10s:{vus},{hold_s}s:{vus}", "think_time_s": think_s})
+    plan["analysis"] = {**plan["analysis"], "abort_after_s": 0}  # no stop-at-break: hold the peak
+    workdir = Path(tempfile.mkdtemp(prefix="bench-p5-"))
+    write_run_config(plan, workdir)
+    influx_settings = InfluxSettings(url=influx.url, database=influx.extra["database"])
+    invocation = build_invocation(plan, testid=f"bench:p5:{int(time.time())}", binary=k6_binary(),
+                                  script=str(scripts_dir() / "stress.js"), report_path=str(workdir),
+                                  influx=influx_settings, headers={}, blocked_networks=[])
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(invocation.env)
+    env["K6_WEB_DASHBOARD"] = "false"  # the HTML report is not what is measured here
+    started = time.monotonic()
+    with open(workdir / "k6.log", "w") as out:
+        proc = subprocess.Popen(invocation.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        limit = started + 10 + hold_s + 240  # init of 10,000 VUs on 2 busy cores takes a while; never unbounded
+        peak_mb = 0.0
+        while True:
+            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > limit:
+                os.killpg(proc.pid, 9)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.2)
+    summary_file = workdir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    metrics = summary.get("metrics") or {}
+    peak_vus = int((metrics.get("vus_max") or {}).get("max") or (metrics.get("vus") or {}).get("max") or 0)
+    rss_mb = peak_mb
+    result = {"vus": vus, "peak_vus": peak_vus, "exit": os.waitstatus_to_exitcode(status),
+              "k6_peak_rss_mb": round(rss_mb, 1), "mb_per_vu": round(rss_mb / peak_vus, 3) if peak_vus else None,
+              "requests": int((metrics.get("http_reqs") or {}).get("count") or 0),
+              "wall_s": round(time.monotonic() - started, 1), "log": str(workdir / "k6.log")}
+    log(f"  P5 {peak_vus:,} VUs reached: k6 peak RSS {result['k6_peak_rss_mb']} MB -> {result['mb_per_vu']} MB/VU "
+        f"({result['requests']:,} requests, exit {result['exit']}, {result['wall_s']}s)")
+    return result
