@@ -55,8 +55,8 @@ def variants(levers: bool) -> list[Variant]:
             Variant("lever local csv.gz", "csv", note="own-ingestion-path cost in k6 (file not loaded)"),
             Variant("lever local csv", "csv", env={"K6_CSV_TIME_FORMAT": "unix_nano"}, args=["--plain-csv"],
                     note="same, uncompressed, ns timestamps (file not loaded)"),
-            Variant("own ingestion: csv + perfpipe.ingest", "csv", "perfpipe", env={"K6_CSV_TIME_FORMAT": "unix_nano"},
-                    args=["--plain-csv"], note="k6 writes csv, perfpipe.ingest loads it after the run (no live data)"),
+            Variant("own ingestion: csv + own_ingest", "csv", "perfpipe", env={"K6_CSV_TIME_FORMAT": "unix_nano"},
+                    args=["--plain-csv"], note="k6 writes csv, bench/own_ingest.py loads it after the run (no live data)"),
         ]
     return rows
 

@@ -177,8 +177,8 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
 
 
 def _ingest(csv_file: Path, influx: Service) -> dict:
-    """perfpipe.ingest.load_csv into the influxd: wall time and this process's CPU for the load."""
-    from perfpipe.ingest import influx_writer, load_csv
+    """own_ingest.load_csv into the influxd: wall time and this process's CPU for the load."""
+    from own_ingest import influx_writer, load_csv
 
     cpu0, started = time.process_time(), time.monotonic()
     stats = load_csv(csv_file, influx_writer(influx.url, influx.extra["database"]))

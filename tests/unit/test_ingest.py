@@ -1,4 +1,4 @@
-"""perfpipe.ingest: k6 CSV rows -> InfluxDB line protocol in k6's schema, no two points of a series on one ns."""
+"""bench/own_ingest.py (the measured own-ingestion alternative): k6 CSV rows -> InfluxDB line protocol in k6's schema, no two points of a series on one ns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import gzip
 import pytest
 
 from perfpipe.errors import InfrastructureError
-from perfpipe.ingest import IngestStats, influx_writer, load_csv
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from own_ingest import IngestStats, influx_writer, load_csv  # noqa: E402
 
 HEADER = ("metric_name,timestamp,metric_value,check,error,error_code,expected_response,group,method,name,proto,"
           "scenario,service,status,subproto,tls_version,url,extra_tags,metadata\n")
