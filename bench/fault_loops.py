@@ -194,6 +194,20 @@ def _iso_to_epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def trigger(client, dag_id: str, logical_date: datetime) -> dict:
+    """Trigger a run; Airflow on SQLite answers 500/503 while its database is locked by another writer: retry."""
+    from perfpipe.airflow_api import AirflowAPIError
+
+    for attempt in range(5):
+        try:
+            return client.trigger(dag_id, LOAD_CONF, logical_date)
+        except AirflowAPIError as exc:
+            if exc.status not in (500, 503) or attempt == 4:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: random.Random,
               logical_date: datetime, log=None) -> Trial:
     from perfpipe.results import read_results
@@ -202,7 +216,7 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
     client = airflow.client()
     timeout_s = rng.choice(TIMEOUT_DAGS_S) if method == "execution_timeout" else None
     dag_id = f"perf_timeout_{timeout_s}s" if timeout_s else "perf_chaos"
-    run = client.trigger(dag_id, LOAD_CONF, logical_date)
+    run = trigger(client, dag_id, logical_date)
     TRIGGERED.add((dag_id, run["dag_run_id"]))
     trial = Trial(index=index, method=method, dag_id=dag_id, run_id=run["dag_run_id"],
                   delay_s=float(timeout_s) if timeout_s else round(rng.uniform(*STOP_DELAY_S), 2))
