@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from perfpipe.hooks.influxdb import InfluxDBHook
+from perfpipe.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.results import round_or_none
 
 EVENTS_MEASUREMENT = "perf_events"
 TARGET_STATS_MEASUREMENT = "perf_target_stats"
@@ -62,8 +63,6 @@ def read_buckets(hook: InfluxDBHook, testid: str, start_ms: int, end_ms: int, bu
         t = point["time"] / 1000
         return buckets.setdefault(t, Bucket(t=t))
 
-    from perfpipe.results import queries_in_parallel
-
     failed, p95, vus = queries_in_parallel(hook, [
         f'SELECT count("value") AS n, sum("value") AS failed FROM "http_req_failed" WHERE {where} {group}',
         f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where} {group}',
@@ -82,8 +81,6 @@ def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float
     """Exact figures of one time window: requests, error rate, p95 and request rate."""
     where = f'"testid" = $testid AND {_time_range(start_ms, end_ms)}'
     params = {"testid": testid}
-    from perfpipe.results import queries_in_parallel
-
     failed, p95 = queries_in_parallel(hook, [
         f'SELECT count("value") AS n, mean("value") AS rate FROM "http_req_failed" WHERE {where}',
         f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where}'], params)
@@ -91,15 +88,12 @@ def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float
     seconds = max((end_ms - start_ms) / 1000, 1e-9)
     return {
         "requests": requests,
-        "error_rate": _round(failed[0].get("rate"), 6) if failed else None,
-        "p95_ms": _round(p95[0].get("p95")) if p95 else None,
-        "rps": _round(requests / seconds),
-        "seconds": _round(seconds),
+        "error_rate": round_or_none(failed[0].get("rate"), 6) if failed else None,
+        "p95_ms": round_or_none(p95[0].get("p95")) if p95 else None,
+        "rps": round_or_none(requests / seconds),
+        "seconds": round_or_none(seconds),
     }
 
-
-def _round(value: Any, digits: int = 3) -> float | None:
-    return None if value is None else round(float(value), digits)
 
 
 # ---------------------------------------------------------------------------------------------- stress
@@ -121,14 +115,14 @@ def breaking_point(buckets: list[Bucket], bucket_s: int, limits: dict[str, Any])
     result: dict[str, Any] = {
         "broke": start is not None,
         "breaking_vus": None, "breaking_rps": None, "breaking_at_s": None,
-        "peak_stable_rps": _round(max(ok_rps)) if ok_rps else None,
+        "peak_stable_rps": round_or_none(max(ok_rps)) if ok_rps else None,
         "peak_vus_reached": int(peak_vus),
     }
     if start is not None:
         b = buckets[start]
-        result.update(breaking_vus=int(b.vus or 0), breaking_rps=_round(b.requests / bucket_s),
-                      breaking_at_s=_round(b.t - buckets[0].t), breaking_error_rate=_round(b.error_rate, 4),
-                      breaking_p95_ms=_round(b.p95_ms))
+        result.update(breaking_vus=int(b.vus or 0), breaking_rps=round_or_none(b.requests / bucket_s),
+                      breaking_at_s=round_or_none(b.t - buckets[0].t), breaking_error_rate=round_or_none(b.error_rate, 4),
+                      breaking_p95_ms=round_or_none(b.p95_ms))
     # What the run demonstrated: the VUs where it broke, or (never broke) the most VUs it held.
     result["capacity_vus"] = result["breaking_vus"] if start is not None else int(peak_vus)
     result["capacity_rps"] = result["peak_stable_rps"]
@@ -163,7 +157,7 @@ def recovery_seconds(after: list[Bucket], spike_end: float, ok_p95_ms: float, ma
             recovered_at = None
     if recovered_at is None:
         return None
-    return _round(max(0.0, recovered_at - spike_end))
+    return round_or_none(max(0.0, recovered_at - spike_end))
 
 
 # ---------------------------------------------------------------------------------------------- soak
@@ -179,7 +173,7 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
     var = sum((t - mean_t) ** 2 for t, _ in points)
     if not var:
         return None
-    return _round(60 * sum((t - mean_t) * (v - mean_v) for t, v in points) / var, 4)
+    return round_or_none(60 * sum((t - mean_t) * (v - mean_v) for t, v in points) / var, 4)
 
 
 def drift_pct(first: float | None, last: float | None, noise: float = 0.0) -> float | None:
@@ -190,7 +184,7 @@ def drift_pct(first: float | None, last: float | None, noise: float = 0.0) -> fl
         return 0.0
     if first <= 0:
         return None
-    return _round(100 * (last - first) / first, 2)
+    return round_or_none(100 * (last - first) / first, 2)
 
 
 def steady_buckets(buckets: list[Bucket]) -> list[Bucket]:
@@ -217,8 +211,6 @@ def phase_bounds(events: list[dict], run_start_ms: float, run_end_ms: float) -> 
 
 def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
     """First and last sample time of a testid (from the 1-per-second `vus` gauge)."""
-    from perfpipe.results import queries_in_parallel
-
     first, last = queries_in_parallel(hook, ['SELECT first("value") FROM "vus" WHERE "testid" = $testid',
                                              'SELECT last("value") FROM "vus" WHERE "testid" = $testid'],
                                       {"testid": testid})
@@ -265,11 +257,11 @@ def _spike(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str,
         recovery = recovery_seconds([b for b in buckets if b.t >= spike_end], spike_end, ok_p95,
                                     limits["recovery_error_rate"])
     return {
-        "baseline_p95_ms": baseline_p95, "spike_p95_ms": _round(worst), "spike_error_rate": during["error_rate"],
+        "baseline_p95_ms": baseline_p95, "spike_p95_ms": round_or_none(worst), "spike_error_rate": during["error_rate"],
         "recovery_s": recovery, "recovered": recovery is not None,
-        "details": {"windows_s": {"spike_start": _round(spike_start - run_start),
-                                  "spike_end": _round(spike_end - run_start), "run_end": _round(run_end - run_start)},
-                    "before": before, "during": during, "recovered_p95_limit_ms": _round(ok_p95),
+        "details": {"windows_s": {"spike_start": round_or_none(spike_start - run_start),
+                                  "spike_end": round_or_none(spike_end - run_start), "run_end": round_or_none(run_end - run_start)},
+                    "before": before, "during": during, "recovered_p95_limit_ms": round_or_none(ok_p95),
                     "bucket_s": bucket_s, "series": _series(buckets)},
     }
 
@@ -288,7 +280,7 @@ def _soak(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, 
         "p95_first_ms": first["p95_ms"], "p95_last_ms": last["p95_ms"],
         "p95_drift_pct": drift_pct(first["p95_ms"], last["p95_ms"], limits["p95_noise_ms"]),
         "p95_slope_ms_per_min": slope_per_minute([(b.t, b.p95_ms) for b in steady if b.p95_ms is not None]),
-        "error_rate_drift": (_round(last["error_rate"] - first["error_rate"], 6)
+        "error_rate_drift": (round_or_none(last["error_rate"] - first["error_rate"], 6)
                              if first["error_rate"] is not None and last["error_rate"] is not None else None),
     }
     memory = _memory_points(hook, testid)
@@ -302,7 +294,7 @@ def _soak(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, 
         fifth = max(span * limits["window_fraction"], 1)
         mem_first = mean_in(first_w) or mean_in((memory[0][0] * 1000, memory[0][0] * 1000 + fifth + 1))
         mem_last = mean_in(last_w) or mean_in((memory[-1][0] * 1000 - fifth, memory[-1][0] * 1000 + 1))
-        result.update(memory_first_mb=_round(mem_first), memory_last_mb=_round(mem_last),
+        result.update(memory_first_mb=round_or_none(mem_first), memory_last_mb=round_or_none(mem_last),
                       memory_growth_pct=drift_pct(mem_first, mem_last),
                       memory_slope_mb_per_min=slope_per_minute(memory))
     result["details"] = {"steady_buckets": len(steady), "window_buckets": n, "first": first, "last": last,
@@ -346,7 +338,7 @@ def _chaos(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str,
 
 def _series(buckets: list[Bucket]) -> list[list]:
     """[t, vus, requests, error_rate, p95_ms] per bucket: compact, for the report's charts."""
-    return [[b.t, b.vus, b.requests, round(b.error_rate, 4), _round(b.p95_ms)] for b in buckets]
+    return [[b.t, b.vus, b.requests, round(b.error_rate, 4), round_or_none(b.p95_ms)] for b in buckets]
 
 
 _ANALYSERS = {"stress": _stress, "spike": _spike, "soak": _soak, "chaos": _chaos}

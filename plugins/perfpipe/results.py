@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from perfpipe.hooks.influxdb import InfluxDBHook
+from perfpipe.hooks.influxdb import InfluxDBHook, queries_in_parallel
 
 RESULTS_MEASUREMENT = "perf_results"
 # Fields of a perf_results point besides the tags; the CLI JSON and reports read the same names.
@@ -52,19 +52,6 @@ def summary_count(summary: dict, metric: str) -> int | None:
 def _first(hook: InfluxDBHook, query: str, testid: str) -> dict:
     points = hook.query(query, {"testid": testid})
     return points[0] if points else {}
-
-
-def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str, Any]) -> list[list[dict]]:
-    """Each query's points, the queries run side by side (influxd scans each on its own core): a gate's
-    independent scans cost the slowest one, not their sum. One client per query: a client is not shared
-    across threads."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(queries) < 2 or type(hook) is not InfluxDBHook:  # a test double: one at a time
-        return [hook.query(q, params) for q in queries]
-    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="influx-query") as pool:
-        futures = [pool.submit(InfluxDBHook(hook.settings, hook.timeout_s).query, q, params) for q in queries]
-        return [f.result() for f in futures]
 
 
 def summary_aggregates(summary: dict) -> dict[str, float | None]:
@@ -126,15 +113,15 @@ def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: 
         duration_s = None
     requests = expected if expected is not None else stored_reqs
     return {
-        "p95_ms": _round(aggregates["p95"]),
-        "p99_ms": _round(aggregates["p99"]),
-        "avg_ms": _round(aggregates["avg"]),
-        "error_rate": _round(aggregates["failed_rate"], 6),
-        "checks_rate": _round(aggregates["checks_rate"], 6),
+        "p95_ms": round_or_none(aggregates["p95"]),
+        "p99_ms": round_or_none(aggregates["p99"]),
+        "avg_ms": round_or_none(aggregates["avg"]),
+        "error_rate": round_or_none(aggregates["failed_rate"], 6),
+        "checks_rate": round_or_none(aggregates["checks_rate"], 6),
         "requests": requests,
-        "rps": _round(requests / duration_s, 3) if duration_s else None,
+        "rps": round_or_none(requests / duration_s, 3) if duration_s else None,
         "vus_max": int(aggregates["vus_peak"]) if aggregates["vus_peak"] is not None else None,
-        "duration_s": _round(duration_s, 3),
+        "duration_s": round_or_none(duration_s, 3),
         **reconcile(expected, stored),
     }
 
@@ -176,7 +163,7 @@ def unused_testid(hook: InfluxDBHook, testid: str) -> str:
     return candidate
 
 
-def _round(value: Any, digits: int = 3) -> float | None:
+def round_or_none(value: Any, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
