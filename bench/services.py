@@ -49,6 +49,27 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def run_tracked(argv: list[str], env: dict[str, str], log_path: Path, limit_s: float, poll_s: float = 0.1):
+    """Run a process to its end, bounded by `limit_s` (then its group is killed), sampling its peak RSS.
+    -> (exit code, its rusage, peak RSS MB, wall seconds)."""
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        peak_mb = 0.0
+        while True:
+            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - started > limit_s:
+                os.killpg(proc.pid, 9)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(poll_s)
+    return os.waitstatus_to_exitcode(status), usage, peak_mb, time.monotonic() - started
+
+
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen, expect: int = 200) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import Service, peak_rss_mb, query
+from services import Service, query, run_tracked
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -119,24 +119,8 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
     env = k6_env({"BASE_URL": target_url, "BENCH_PATH": path, "BENCH_VUS": str(vus),
                   "BENCH_DURATION": f"{duration_s}s", **out_env})
     influx_cpu0 = influx.cpu_seconds() if influx else 0.0
-    started = time.monotonic()
-    with open(log_file, "w") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        deadline = started + duration_s + 120
-        peak_mb = 0.0
-        while True:  # bounded: k6 gets its duration plus two minutes for init and the last flush
-            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(proc.pid, 9)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.1)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
+    # bounded: k6 gets its duration plus two minutes for init and the last flush
+    exit_code, usage, peak_mb, wall = run_tracked(argv, env, log_file, duration_s + 120)
     ingest = None
     if variant.output == "csv" and influx is not None:  # perfpipe's own ingestion path, after the run
         ingest = _ingest(workdir / (testid.replace(":", "_") + (".csv" if "--plain-csv" in variant.args
@@ -151,7 +135,7 @@ def run_k6(variant: Variant, target_url: str, path: str, vus: int, duration_s: i
     k6_cpu = usage.ru_utime + usage.ru_stime
     log_text = log_file.read_text(errors="replace")
     row = {
-        "variant": variant.name, "testid": testid, "exit": proc.returncode,
+        "variant": variant.name, "testid": testid, "exit": exit_code,
         "rps": round(reqs / run_s, 1) if run_s else None, "requests": reqs,
         "k6_cpu_per_1k": round(1000 * k6_cpu / reqs, 4) if reqs else None,
         "influxd_cpu_per_1k": round(1000 * influx_cpu / reqs, 4) if (reqs and influx) else None,

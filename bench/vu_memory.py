@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from services import Service, peak_rss_mb
+from services import Service, run_tracked
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -39,31 +38,17 @@ def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 1
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     env.update(invocation.env)
     env["K6_WEB_DASHBOARD"] = "false"  # the HTML report is not what is measured here
-    started = time.monotonic()
-    with open(workdir / "k6.log", "w") as out:
-        proc = subprocess.Popen(invocation.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        limit = started + 10 + hold_s + 240  # init of 10,000 VUs on 2 busy cores takes a while; never unbounded
-        peak_mb = 0.0
-        while True:
-            peak_mb = max(peak_mb, peak_rss_mb(proc.pid))
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > limit:
-                os.killpg(proc.pid, 9)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.2)
+    # init of 10,000 VUs on 2 busy cores takes a while; never unbounded
+    exit_code, _usage, rss_mb, wall_s = run_tracked(invocation.argv, env, workdir / "k6.log", 10 + hold_s + 240,
+                                                     poll_s=0.2)
     summary_file = workdir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     metrics = summary.get("metrics") or {}
     peak_vus = int((metrics.get("vus_max") or {}).get("max") or (metrics.get("vus") or {}).get("max") or 0)
-    rss_mb = peak_mb
-    result = {"vus": vus, "peak_vus": peak_vus, "exit": os.waitstatus_to_exitcode(status),
+    result = {"vus": vus, "peak_vus": peak_vus, "exit": exit_code,
               "k6_peak_rss_mb": round(rss_mb, 1), "mb_per_vu": round(rss_mb / peak_vus, 3) if peak_vus else None,
               "requests": int((metrics.get("http_reqs") or {}).get("count") or 0),
-              "wall_s": round(time.monotonic() - started, 1), "log": str(workdir / "k6.log")}
+              "wall_s": round(wall_s, 1), "log": str(workdir / "k6.log")}
     log(f"  P5 {peak_vus:,} VUs reached: k6 peak RSS {result['k6_peak_rss_mb']} MB -> {result['mb_per_vu']} MB/VU "
         f"({result['requests']:,} requests, exit {result['exit']}, {result['wall_s']}s)")
     return result
