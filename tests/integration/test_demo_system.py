@@ -214,7 +214,7 @@ def test_paused_database_gives_fast_503_never_a_hang(demo):
             timings.append(seconds)
         assert max(timings) < 1.5, timings
         status, health, _, seconds = call(f"{demo.url}/health")
-        assert status == 200 and health["database"] is False and seconds < 1.0
+        assert status == 200 and health["database"] is False and seconds < 1.5  # one database deadline (1 s)
     finally:
         demo.resume("database")
     wait_until(lambda: all_succeed(f"{demo.url}/api/users", "POST", {"name": "back"}, 201), 10, "writes after resume")
@@ -243,7 +243,9 @@ def test_proxy_latency_partition_and_restore(demo):
         assert demo.health()["database"] is False
     finally:
         assert demo.faults("DELETE") == {"latency_ms": 0, "partition": False}
-    wait_until(lambda: all_succeed(f"{demo.url}/api/users", "POST", {"name": "healed"}, 201), 10, "writes after DELETE")
+    # n=12 fresh connections: both workers (each with its own breaker and pool) have written again
+    wait_until(lambda: all_succeed(f"{demo.url}/api/users", "POST", {"name": "healed"}, 201, n=12), 15,
+               "writes after DELETE")
     assert min(write_time() for _ in range(3)) < baseline + 0.1
 
 
