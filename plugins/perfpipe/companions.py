@@ -14,7 +14,6 @@ import time
 import urllib.request
 from typing import Any
 
-from perfpipe.analysis import EVENTS_MEASUREMENT, TARGET_STATS_MEASUREMENT
 from perfpipe.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,8 @@ class MemorySampler(_Companion):
         self.samples = 0
 
     def run(self) -> None:
+        from perfpipe.analysis import TARGET_STATS_MEASUREMENT  # late: DAG files import the operators
+
         hook = InfluxDBHook(timeout_s=5)
         failures = 0
         while not self.stopping.is_set():
@@ -173,6 +174,8 @@ class ChaosController(_Companion):
 
     def record_event(self, event: dict[str, Any]) -> None:
         """An injection/restore event as a perf_events point (Grafana annotations, phase boundaries)."""
+        from perfpipe.analysis import EVENTS_MEASUREMENT
+
         kind = str(event.get("event"))
         log.info("chaos event %s: %s", kind, json.dumps(event, default=str))
         fields = {"text": f"{self.chaos['scenario']}: {kind} {self.chaos['action']} on {self.chaos['component']}"

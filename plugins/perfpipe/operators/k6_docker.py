@@ -137,6 +137,13 @@ class K6DockerOperator(DockerOperator):
             exit_code = _exit_code_from(exc)
             if exit_code is None:
                 raise
+        except Exception as exc:
+            # Stopped from outside: on_kill removes the container while DockerOperator's own cleanup tries to
+            # remove it too, and the engine answers 409 (removal in progress) or 404 (gone). The stop is the result.
+            if not (self._stop_requested.is_set() and getattr(exc, "status_code", None) in (404, 409)):
+                raise
+            log.info("container already removed by the stop: %s", exc)
+            exit_code = EXIT_EXTERNAL_ABORT
         finally:
             watchdog.cancel()
             _write_log(report_dir / LOG_FILE, lines)
