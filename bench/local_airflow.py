@@ -47,7 +47,8 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
     raise TimeoutError(f"{what}: not reached after {timeout_s:.0f}s")
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
@@ -171,7 +172,7 @@ class LocalAirflow:
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + timeout_s
-        mine = lambda: [p for p in processes_with_env("AIRFLOW_HOME", str(self.home)) if _alive(p)]  # noqa: E731
+        mine = lambda: [p for p in processes_with_env("AIRFLOW_HOME", str(self.home)) if is_alive(p)]  # noqa: E731
         while time.monotonic() < deadline and (any(p.poll() is None for p in self.procs.values()) or mine()):
             time.sleep(0.5)
         leftovers = mine()

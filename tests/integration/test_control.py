@@ -26,6 +26,10 @@ from perfpipe.paths import stage_report_dir
 
 from conftest import ROOT, free_port, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+from local_airflow import is_alive, processes_with_env  # noqa: E402  (the same process checks as the bench Airflow)
+
 pytestmark = pytest.mark.integration
 
 PERFPIPE = str(Path(sys.executable).parent / "perfpipe")
@@ -139,31 +143,6 @@ def _http_json(url: str, timeout: float = 5) -> dict:
         return json.loads(response.read() or b"{}")
 
 
-def _processes_with_env(name: str, value: str) -> list[int]:
-    """Pids of this user's processes whose environment has name=value (every process standalone started,
-    tasks and k6 included, inherits its unique AIRFLOW_HOME)."""
-    needle = f"{name}={value}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if entry.stat().st_uid != os.getuid():
-                continue
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 class Standalone:
     def __init__(self, url: str, home: Path, user: str, password: str, proc: subprocess.Popen, log: Path):
         self.url, self.home, self.user, self.password, self.proc, self.log = url, home, user, password, proc, log
@@ -244,9 +223,9 @@ def standalone(influxdb, demo_target, tmp_path_factory):
         os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline and (proc.poll() is None or
-                                               any(_alive(p) for p in _processes_with_env("AIRFLOW_HOME", str(home)))):
+                                               any(is_alive(p) for p in processes_with_env("AIRFLOW_HOME", str(home)))):
             time.sleep(0.5)
-        leftovers = [p for p in _processes_with_env("AIRFLOW_HOME", str(home)) if _alive(p)]
+        leftovers = [p for p in processes_with_env("AIRFLOW_HOME", str(home)) if is_alive(p)]
         for pid in leftovers:  # only processes carrying this fixture's own AIRFLOW_HOME
             try:
                 os.kill(pid, signal.SIGKILL)
