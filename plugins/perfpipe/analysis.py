@@ -9,72 +9,29 @@
 - chaos: error rate, p95 and request rate per phase (baseline / inject / recovery, split at the recorded
   injection and restore times) and the time after the restore until errors stayed under the recovery limit.
 
-Time-based figures come from InfluxDB GROUP BY time() buckets (at most ~600 per run, so the cost stays flat in the
-run's length); per-window figures (phase p95, first/last window) from one exact query per window. The functions
-that turn buckets into figures are pure, for unit tests.
+Time-based figures come from the run's rollup (perfpipe.rollup: InfluxDB GROUP BY time() buckets, at most ~600 per
+run, kept up to date while k6 runs, so the cost stays flat in the run's length). The spike's and chaos phases'
+windows (bounded by the load profile) get one exact query each; a soak's first and last fifths, as long as the soak
+itself, are summed from the buckets. The functions that turn buckets into figures are pure, for unit tests.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from perfpipe.hooks.influxdb import InfluxDBHook, queries_in_parallel
 from perfpipe.results import round_or_none
+from perfpipe.rollup import Bucket, RolledRun, summed
 
 EVENTS_MEASUREMENT = "perf_events"
 TARGET_STATS_MEASUREMENT = "perf_target_stats"
-MAX_BUCKETS = 600
 # A bucket with fewer requests says nothing about the error rate or p95.
 MIN_BUCKET_REQUESTS = 5
 
 
-@dataclass
-class Bucket:
-    t: float  # bucket start, epoch seconds
-    requests: int = 0
-    failed: float = 0.0
-    p95_ms: float | None = None
-    vus: float | None = None
-
-    @property
-    def error_rate(self) -> float:
-        return self.failed / self.requests if self.requests else 0.0
-
-
-def bucket_seconds(duration_s: float) -> int:
-    """1-second buckets up to 10 minutes, then wider so that a run has at most MAX_BUCKETS."""
-    return max(1, math.ceil(duration_s / MAX_BUCKETS))
-
-
-def _time_range(start_ms: int, end_ms: int) -> str:
+def _time_range(start_ms: float, end_ms: float) -> str:
     return f'time >= {int(start_ms)}ms AND time < {int(end_ms)}ms'
-
-
-def read_buckets(hook: InfluxDBHook, testid: str, start_ms: int, end_ms: int, bucket_s: int) -> list[Bucket]:
-    """Requests, failures, p95 and VUs per time bucket of one testid, oldest first."""
-    where = f'"testid" = $testid AND {_time_range(start_ms, end_ms)}'
-    group = f"GROUP BY time({int(bucket_s)}s) fill(none)"
-    params = {"testid": testid}
-    buckets: dict[float, Bucket] = {}
-
-    def bucket(point: dict) -> Bucket:
-        t = point["time"] / 1000
-        return buckets.setdefault(t, Bucket(t=t))
-
-    failed, p95, vus = queries_in_parallel(hook, [
-        f'SELECT count("value") AS n, sum("value") AS failed FROM "http_req_failed" WHERE {where} {group}',
-        f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where} {group}',
-        f'SELECT max("value") AS vus FROM "vus" WHERE {where} {group}'], params)
-    for p in failed:
-        b = bucket(p)
-        b.requests, b.failed = int(p.get("n") or 0), float(p.get("failed") or 0)
-    for p in p95:
-        bucket(p).p95_ms = p.get("p95")
-    for p in vus:
-        bucket(p).vus = p.get("vus")
-    return [buckets[t] for t in sorted(buckets)]
 
 
 def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float) -> dict[str, Any]:
@@ -209,26 +166,12 @@ def phase_bounds(events: list[dict], run_start_ms: float, run_end_ms: float) -> 
 # ---------------------------------------------------------------------------------------------- per run
 
 
-def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
-    """First and last sample time of a testid (from the 1-per-second `vus` gauge)."""
-    first, last = queries_in_parallel(hook, ['SELECT first("value") FROM "vus" WHERE "testid" = $testid',
-                                             'SELECT last("value") FROM "vus" WHERE "testid" = $testid'],
-                                      {"testid": testid})
-    if not first or not last:
-        return None
-    return int(first[0]["time"]), int(last[0]["time"]) + 1000
-
-
-def analyse(plan: dict[str, Any], hook: InfluxDBHook, testid: str) -> dict[str, Any]:
+def analyse(plan: dict[str, Any], hook: InfluxDBHook, testid: str, run: RolledRun) -> dict[str, Any]:
     """The test type's analysis: flat figures (gate metrics, perf_results fields) plus `details` for reports."""
     analyser = _ANALYSERS.get(plan["test_type"])
-    window = run_window_ms(hook, testid)
-    if analyser is None or window is None:
+    if analyser is None or not run.buckets:
         return {}
-    start_ms, end_ms = window
-    bucket_s = bucket_seconds((end_ms - start_ms) / 1000)
-    buckets = read_buckets(hook, testid, start_ms, end_ms, bucket_s)
-    return analyser(plan, hook, testid, buckets, bucket_s, start_ms, end_ms)
+    return analyser(plan, hook, testid, run.buckets, run.bucket_s, run.start_ms, run.end_ms)
 
 
 def _stress(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:
@@ -274,8 +217,8 @@ def _soak(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, 
     n = max(1, round(len(steady) * limits["window_fraction"]))
     first_w = (steady[0].t * 1000, (steady[n - 1].t + bucket_s) * 1000)
     last_w = (steady[-n].t * 1000, (steady[-1].t + bucket_s) * 1000)
-    first = window_stats(hook, testid, *first_w)
-    last = window_stats(hook, testid, *last_w)
+    # Windows of the rollup's buckets, not exact queries: a soak's fifths are long, and a rollup read stays flat.
+    first, last = summed(steady[:n], bucket_s), summed(steady[-n:], bucket_s)
     result: dict[str, Any] = {
         "p95_first_ms": first["p95_ms"], "p95_last_ms": last["p95_ms"],
         "p95_drift_pct": drift_pct(first["p95_ms"], last["p95_ms"], limits["p95_noise_ms"]),

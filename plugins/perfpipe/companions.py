@@ -1,4 +1,5 @@
-"""Work beside a k6 run, for its length: the target's memory sampler and the chaos fault.
+"""Work beside a k6 run, for its length: the live rollup of its samples, the target's memory sampler and the
+chaos fault.
 
 Both k6 operators (local and Docker) wrap the k6 process in `RunCompanions`; leaving the block — normally, by an
 exception, or through `stop()` from on_kill — stops the sampler and restores the fault. The fault itself is held
@@ -26,7 +27,7 @@ LOAD_START_POLL_S = 0.5
 class RunCompanions:
     def __init__(self, plan: dict[str, Any], testid: str):
         self.plan, self.testid = plan, testid
-        self.workers: list[_Companion] = []
+        self.workers: list[_Companion] = [RollupCompanion(plan, testid)]
         if plan["target"].get("metrics_url") and plan["test_type"] in ("soak", "chaos"):
             self.workers.append(MemorySampler(plan, testid))
         if plan.get("chaos"):
@@ -90,6 +91,60 @@ class MemorySampler(_Companion):
         log.info("memory sampler: %d samples of %s", self.samples, self.url)
 
 
+class RollupCompanion(_Companion):
+    """Keeps the run's perf_rollup buckets (perfpipe.rollup) up to date while k6 runs, so that the gate only rolls
+    the tail. Best effort: if it falls behind or fails, complete_rollup rolls whatever is left after the run."""
+
+    def __init__(self, plan: dict[str, Any], testid: str):
+        super().__init__(plan, testid, "perfpipe-rollup")
+        self.rolls = 0
+
+    def run(self) -> None:
+        from perfpipe import rollup
+
+        hook = InfluxDBHook(timeout_s=30)
+        bucket_s = rollup.bucket_seconds(self.plan.get("expected_duration_s") or 0)
+        start = load_start(hook, self.testid, self.stopping, "rollup")
+        if start is None:
+            return
+        start_ms = int(start * 1000)
+        rolled_to = rollup.roll_start_ms(start_ms, bucket_s)
+        failures = 0
+        while not self.stopping.wait(rollup.LIVE_EVERY_S):
+            try:
+                newest = rollup.newest_sample_ms(hook, self.testid, rolled_to)
+                if newest is None:
+                    continue
+                cutoff = rollup.live_cutoff_ms(newest, time.time() * 1000, bucket_s, rollup.LIVE_LAG_S)
+                if cutoff > rolled_to:
+                    rollup.roll(hook, self.testid, rolled_to, cutoff, bucket_s)
+                    rollup.write_state(hook, self.testid, start_ms, bucket_s, cutoff)
+                    rolled_to = cutoff
+                    self.rolls += 1
+            except Exception as exc:  # the gate rolls what is left: a slower gate, not a wrong one
+                failures += 1
+                if failures in (1, 10, 100):
+                    log.warning("live rollup of %s failed (%d so far): %s", self.testid, failures, exc)
+        log.info("live rollup: %d steps, rolled up to %s s into the run", self.rolls, (rolled_to - start_ms) / 1000)
+
+
+def load_start(hook: InfluxDBHook, testid: str, stopping: threading.Event, who: str) -> float | None:
+    """Epoch seconds of the run's first sample, or None when stopped or k6 never started."""
+    deadline = time.monotonic() + LOAD_START_TIMEOUT_S
+    while not stopping.is_set() and time.monotonic() < deadline:
+        try:
+            first = hook.query('SELECT first("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
+        except Exception as exc:
+            log.warning("%s: cannot read the load start from InfluxDB: %s", who, exc)
+            first = []
+        if first:
+            return first[0]["time"] / 1000
+        stopping.wait(LOAD_START_POLL_S)
+    if not stopping.is_set():
+        log.error("%s: no load seen within %.0fs", who, LOAD_START_TIMEOUT_S)
+    return None
+
+
 class ChaosController(_Companion):
     """baseline -> inject (held by a perfpipe.chaos holder for the inject phase) -> restore -> recovery."""
 
@@ -111,8 +166,8 @@ class ChaosController(_Companion):
             restored = restore_leftovers()
             if restored:
                 log.warning("restored faults left behind by an earlier run: %s", restored)
-            start = self.load_start()
-            if start is None:
+            start = load_start(self.hook, self.testid, self.stopping, "chaos")
+            if start is None:  # no load: no fault injected
                 return
             if self.stopping.wait(max(0.0, start + phases["baseline"] - time.time())):
                 return
@@ -129,23 +184,6 @@ class ChaosController(_Companion):
             self.record_event({"event": "error", "time": time.time(), "detail": "see the task log"})
         finally:
             self.restore()
-
-    def load_start(self) -> float | None:
-        """Epoch seconds of the run's first sample, or None when stopped or k6 never started."""
-        deadline = time.monotonic() + LOAD_START_TIMEOUT_S
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                first = self.hook.query('SELECT first("value") FROM "vus" WHERE "testid" = $testid',
-                                        {"testid": self.testid})
-            except Exception as exc:
-                log.warning("chaos: cannot read the load start from InfluxDB: %s", exc)
-                first = []
-            if first:
-                return first[0]["time"] / 1000
-            self.stopping.wait(LOAD_START_POLL_S)
-        if not self.stopping.is_set():
-            log.error("chaos: no load seen within %.0fs; no fault injected", LOAD_START_TIMEOUT_S)
-        return None
 
     def restore(self) -> None:
         with self.lock:

@@ -1,6 +1,6 @@
 """One self-contained HTML summary per pipeline run: decision path, per-stage checks, charts, k6 report links.
 
-Charts are inline SVG built from InfluxDB time buckets of each stage's testid, so the file opens anywhere.
+Charts are inline SVG built from each stage's rollup (perfpipe.rollup), so the file opens anywhere.
 """
 
 from __future__ import annotations
@@ -15,38 +15,25 @@ from perfpipe.outcomes import read_conclusion, stage_results
 from perfpipe.paths import run_report_dir
 
 REPORT_FILE = "pipeline-report.html"
-# (title, InfluxQL selector over one bucket, unit)
-SERIES = (
-    ("VUs", 'max("value")', "vus", ""),
-    ("Request rate", 'count("value")', "http_reqs", "req/s"),
-    ("p95 latency", 'percentile("value", 95)', "http_req_duration", "ms"),
-    ("Error rate", 'mean("value")', "http_req_failed", ""),
-)
-
-
-def bucket_seconds(duration_s: float | None) -> int:
-    """About 120 points per chart, at least one second per bucket."""
-    return max(1, int((duration_s or 60) / 120))
+# (title, unit) of the charts, in order.
+SERIES = (("VUs", ""), ("Request rate", "req/s"), ("p95 latency", "ms"), ("Error rate", ""))
 
 
 def time_series(hook: InfluxDBHook, stage: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
-    """Bucketed series of one stage; the time range is the stage's load window (with a little margin)."""
-    bucket = bucket_seconds(stage.get("duration_s"))
-    start = int(stage.get("started_ms") or 0) - 5000
-    end = int(stage.get("ended_ms") or 0) + 5000
-    series: dict[str, list[tuple[int, float]]] = {}
-    for title, aggregate, measurement, _unit in SERIES:
-        if not stage.get("started_ms"):
-            series[title] = []
-            continue
-        points = hook.query(f'SELECT {aggregate} AS v FROM "{measurement}" WHERE "testid" = $testid AND '
-                            f'time >= {start}ms AND time <= {end}ms GROUP BY time({bucket}s) fill(none)',
-                            {"testid": stage["testid"]})
-        values = [(int(p["time"]), float(p["v"])) for p in points if p.get("v") is not None]
-        if title == "Request rate":
-            values = [(t, v / bucket) for t, v in values]
-        series[title] = values
-    return series
+    """A stage's charts from its rollup (perfpipe.rollup: at most ~600 buckets, whatever the run's length)."""
+    from perfpipe.rollup import read_rollup, read_state
+
+    state = read_state(hook, stage["testid"]) if stage.get("testid") else None
+    buckets = read_rollup(hook, stage["testid"])[0] if state else []
+    bucket_s = state[0] if state else 1
+    values = {
+        "VUs": [(b.t, b.vus) for b in buckets],
+        "Request rate": [(b.t, b.requests / bucket_s) for b in buckets],
+        "p95 latency": [(b.t, b.p95_ms) for b in buckets],
+        "Error rate": [(b.t, b.error_rate) for b in buckets if b.requests],
+    }
+    return {title: [(int(t * 1000), float(v)) for t, v in points if v is not None]
+            for title, points in values.items()}
 
 
 def svg_chart(title: str, unit: str, values: list[tuple[int, float]], width: int = 360, height: int = 140) -> str:
@@ -87,7 +74,7 @@ def stage_section(hook: InfluxDBHook, stage: dict[str, Any], report_dir: Path) -
                          ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "requests", "vus_max", "duration_s"))
     analysis = analysis_section(stage)
     series = time_series(hook, stage)
-    charts = "".join(svg_chart(title, unit, series[title]) for title, _agg, _measurement, unit in SERIES)
+    charts = "".join(svg_chart(title, unit, series[title]) for title, unit in SERIES)
     k6_report = stage.get("report") or ""
     link = ""
     if k6_report:

@@ -92,21 +92,19 @@ def influx_aggregates(hook: InfluxDBHook, testid: str, wanted: set[str]) -> dict
     return found
 
 
-def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None) -> dict[str, Any]:
+def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None,
+                    stored_reqs: int, stored_durations: int) -> dict[str, Any]:
     """Gate metrics for one testid, plus the reconciliation of k6's request count with InfluxDB's samples.
 
     Latency, error and check figures are k6's exact aggregates over all samples (summary_aggregates) — reading
     them back from InfluxDB would cost time in proportion to the run's length — and come from InfluxDB's raw
-    samples only where the summary lacks them. The reconciliation always counts what InfluxDB stored: a gate
-    on data InfluxDB (and so Grafana and the analyses) does not fully hold is never a pass."""
+    samples only where the summary lacks them. The reconciliation compares k6's count with the `http_reqs` and
+    `http_req_duration` samples InfluxDB stored (counted by perfpipe.rollup): a gate on data InfluxDB (and so
+    Grafana and the analyses) does not fully hold is never a pass."""
     aggregates = summary_aggregates(summary)
     missing = {name for name, value in aggregates.items() if value is None}
     if missing:
         aggregates.update(influx_aggregates(hook, testid, missing))
-    stored_reqs, stored_durations = (
-        int(points[0].get("n") or 0) if points else 0
-        for points in queries_in_parallel(hook, [f'SELECT count("value") AS n FROM "{name}" WHERE "testid" = $testid'
-                                                 for name in ("http_reqs", "http_req_duration")], {"testid": testid}))
     expected = summary_count(summary, "http_reqs")
     stored = min(stored_reqs, stored_durations)
     if not duration_s:

@@ -21,7 +21,8 @@ from perfpipe.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocat
 from perfpipe.k6.runner import validate_script
 from perfpipe.paths import scripts_dir, stage_report_dir
 from perfpipe.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
-                              read_results, store_result)
+                              read_results, store_result, summary_count)
+from perfpipe.rollup import complete_rollup
 from perfpipe.targets import check_target_safe, k6_blocked_networks, resolve_header_values, resolve_target
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,11 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
     hook = InfluxDBHook()
     summary = read_k6_summary(run["summary"])
     duration_s = run.get("test_duration_s") or None
-    metrics = collect_metrics(hook, run["testid"], summary, duration_s)
+    rolled = complete_rollup(hook, run["testid"], summary_count(summary, "http_reqs"), plan.get("expected_duration_s"))
+    metrics = collect_metrics(hook, run["testid"], summary, duration_s, rolled.stored_reqs, rolled.stored_durations)
     if not summary:
         log.error("k6 wrote no summary (%s): request count cannot be reconciled", run["summary"])
-    analysis = analyse(plan, hook, run["testid"])
+    analysis = analyse(plan, hook, run["testid"], rolled)
     details = analysis.pop("details", None)
     metrics.update(analysis)
     crossed = crossed_thresholds(summary)

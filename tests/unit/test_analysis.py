@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from perfpipe.analysis import (Bucket, breaking_point, bucket_seconds, drift_pct, phase_bounds, recovery_seconds,
-                               slope_per_minute, spike_windows, steady_buckets)
+from perfpipe.analysis import (breaking_point, drift_pct, phase_bounds, recovery_seconds, slope_per_minute,
+                               spike_windows, steady_buckets)
+from perfpipe.rollup import Bucket, bucket_seconds
 
 LIMITS = {"error_rate": 0.05, "p95_ms": 2000, "sustain_s": 3}
 

@@ -1,5 +1,6 @@
 """Gate metrics from k6's end-of-test aggregates, raw InfluxDB samples only for what the summary lacks, and the
-reconciliation always against InfluxDB's stored counts (results.collect_metrics with a recording fake hook)."""
+reconciliation always against InfluxDB's stored counts (results.collect_metrics with a recording fake hook; the
+counts come from perfpipe.rollup)."""
 
 from __future__ import annotations
 
@@ -20,35 +21,32 @@ SUMMARY = {
 
 
 class FakeHook:
-    """Answers count queries with `stored` and aggregate queries with fixed raw-sample figures; records queries."""
+    """Answers aggregate queries with fixed raw-sample figures; records queries."""
 
-    def __init__(self, stored: int, raw: dict | None = None):
-        self.stored = stored
+    def __init__(self, raw: dict | None = None):
         self.raw = raw or {"avg": 99.0, "p95": 199.0, "p99": 299.0, "rate": 0.5, "peak": 7}
         self.queries: list[str] = []
 
     def query(self, query: str, params=None) -> list[dict]:
         self.queries.append(query)
-        if 'count("value") AS n' in query:
-            return [{"n": self.stored}]
         return [dict(self.raw)]
 
 
-def test_figures_come_from_the_summary_and_only_counts_from_influxdb():
-    hook = FakeHook(stored=1000)
-    metrics = collect_metrics(hook, "t1", SUMMARY, 20.0)
+def test_figures_come_from_the_summary_without_any_influxdb_query():
+    hook = FakeHook()
+    metrics = collect_metrics(hook, "t1", SUMMARY, 20.0, 1000, 1000)
     assert (metrics["p95_ms"], metrics["p99_ms"], metrics["avg_ms"]) == (30.25, 41.0, 12.5)
     assert (metrics["error_rate"], metrics["checks_rate"], metrics["vus_max"]) == (0.02, 0.99, 20)
     assert metrics["requests"] == 1000 and metrics["rps"] == 50.0
     assert metrics["metrics_complete"] is True
-    # No raw-sample scan (mean/percentile/max) was needed: only the two counts.
-    assert len(hook.queries) == 2 and all("count(" in q for q in hook.queries)
+    # No raw-sample scan (mean/percentile/max) was needed; the counts come from the rollup.
+    assert hook.queries == []
 
 
 def test_missing_summary_figures_are_read_from_the_raw_samples():
     summary = {"metrics": {"http_reqs": {"count": 1000}, "http_req_duration": {"avg": 12.5}}}  # custom trend stats
-    hook = FakeHook(stored=1000)
-    metrics = collect_metrics(hook, "t1", summary, 20.0)
+    hook = FakeHook()
+    metrics = collect_metrics(hook, "t1", summary, 20.0, 1000, 1000)
     assert metrics["avg_ms"] == 99.0  # one query answers all duration figures once any is missing
     assert (metrics["p95_ms"], metrics["p99_ms"]) == (199.0, 299.0)
     assert (metrics["error_rate"], metrics["checks_rate"], metrics["vus_max"]) == (0.5, 0.5, 7)
@@ -56,7 +54,7 @@ def test_missing_summary_figures_are_read_from_the_raw_samples():
 
 
 def test_no_summary_at_all_is_incomplete_whatever_influxdb_holds():
-    metrics = collect_metrics(FakeHook(stored=1000), "t1", {}, 20.0)
+    metrics = collect_metrics(FakeHook(), "t1", {}, 20.0, 1000, 1000)
     assert metrics["samples_expected"] is None and metrics["metrics_complete"] is False
     assert metrics["requests"] == 1000  # still reported, from what InfluxDB holds
 
@@ -65,9 +63,14 @@ def test_no_summary_at_all_is_incomplete_whatever_influxdb_holds():
                                               (1001, False)])
 def test_summary_figures_never_hide_a_loss(stored, complete):
     """Exact figures from k6 do not make lost samples acceptable: Grafana and the analyses read InfluxDB."""
-    metrics = collect_metrics(FakeHook(stored=stored), "t1", SUMMARY, 20.0)
+    metrics = collect_metrics(FakeHook(), "t1", SUMMARY, 20.0, stored, stored)
     assert metrics["metrics_complete"] is complete
     assert metrics["samples_stored"] == stored
+
+
+def test_lost_durations_count_even_when_every_request_counter_arrived():
+    metrics = collect_metrics(FakeHook(), "t1", SUMMARY, 20.0, 1000, 900)
+    assert metrics["samples_stored"] == 900 and metrics["metrics_complete"] is False
     assert metrics["p95_ms"] == 30.25
 
 

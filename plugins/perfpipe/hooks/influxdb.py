@@ -116,14 +116,21 @@ class InfluxDBHook:
             raise InfrastructureError(f"InfluxDB statement failed ({self.settings.url}): {exc}") from None
 
 
-def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str, Any]) -> list[list[dict]]:
+def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str, Any],
+                        method: str = "GET") -> list[list[dict]]:
     """Each query's points, the queries run side by side (influxd scans each on its own core): a gate's
     independent scans cost the slowest one, not their sum. One client per query: a client is not shared
-    across threads."""
+    across threads. method="POST" runs statements that write (SELECT ... INTO) and returns no points."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def run(client: InfluxDBHook, query: str) -> list[dict]:
+        if method == "POST":
+            client.execute(query, params)
+            return []
+        return client.query(query, params)
+
     if len(queries) < 2 or type(hook) is not InfluxDBHook:  # a test double: one at a time
-        return [hook.query(q, params) for q in queries]
+        return [run(hook, q) for q in queries]
     with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="influx-query") as pool:
-        futures = [pool.submit(InfluxDBHook(hook.settings, hook.timeout_s).query, q, params) for q in queries]
+        futures = [pool.submit(run, InfluxDBHook(hook.settings, hook.timeout_s), q) for q in queries]
         return [f.result() for f in futures]
