@@ -282,6 +282,14 @@ def cli(influxdb, demo_target, airflow_db):
 
 
 @pytest.fixture(scope="session")
+def quick_pipeline(influxdb, demo_target, airflow_db) -> subprocess.CompletedProcess:
+    """One quick pipeline run with soak on the demo target, through the CLI, shared by the tests that check its
+    path (test_pipeline) and the data it leaves (test_grafana_dashboards): a pipeline run takes minutes."""
+    return perfpipe_cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--include-soak", "--json",
+                        timeout=900)
+
+
+@pytest.fixture(scope="session")
 def session_dir() -> Path:
     return SESSION_DIR
 

@@ -78,14 +78,13 @@ def _rows(influx, query: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def quick_runs(influxdb, demo_target, airflow_db, tmp_path_factory):
+def quick_runs(influxdb, quick_pipeline, tmp_path_factory):
     """The quick pipeline (soak included) on the demo target and one smoke run with failing requests, through the CLI."""
     from perfpipe.results import read_results
 
     cli = perfpipe_cli
     started_ms = int(time.time() * 1000)
-    pipeline = cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--include-soak", "--json",
-                   timeout=900)
+    pipeline = quick_pipeline
     # 0: ready to deploy, 1: a remediation outcome; both leave real data (2 would be bad input or infrastructure).
     assert pipeline.returncode in (0, 1), pipeline.stdout[-2000:] + pipeline.stderr[-3000:]
     pipeline_run = json.loads(pipeline.stdout)

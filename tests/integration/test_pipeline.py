@@ -42,16 +42,16 @@ def test_pipeline_structure_reads_like_the_decision_tree(dagbag):
     assert "include_soak" in dag.params
 
 
-def test_pipeline_walks_to_ready_to_deploy(cli, influxdb):
-    proc = cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--json", timeout=900)
+def test_pipeline_walks_to_ready_to_deploy(quick_pipeline, influxdb):
+    proc = quick_pipeline  # with --include-soak
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    assert result["path"] == ["smoke", "load", "stress", "spike", "chaos", "ready_to_deploy"]
+    assert result["path"] == ["smoke", "load", "stress", "spike", "chaos", "soak", "ready_to_deploy"]
     assert result["outcome"] == "ready_to_deploy"
-    assert [s["test_type"] for s in result["stages"]] == ["smoke", "load", "stress", "spike", "chaos"]
+    assert [s["test_type"] for s in result["stages"]] == ["smoke", "load", "stress", "spike", "chaos", "soak"]
     assert all(s["verdict"] in ("pass", "warn") and s["metrics_complete"] for s in result["stages"])
     report = open(result["report"], encoding="utf-8").read()
-    assert "ready_to_deploy" in report and report.count("<polyline") >= 5 * 4  # 4 charts per stage
+    assert "ready_to_deploy" in report and report.count("<polyline") >= 6 * 4  # 4 charts per stage
     [conclusion] = influxdb.query('SELECT * FROM "perf_pipeline" WHERE "run_id" = $r', {"r": result["run_id"]})
     assert conclusion["outcome"] == "ready_to_deploy"
 
