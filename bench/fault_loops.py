@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from local_airflow import LocalAirflow, free_port, wait_until  # noqa: E402
+from perfpipe.chaos.injectors import proc_stat  # noqa: E402
 
 METHODS = ("mark_failed", "task_sigterm", "execution_timeout", "perfpipe_stop", "perfpipe_stop_local")
 DAGS_FOLDER = ROOT / "bench" / "fault_dags"
@@ -162,10 +163,6 @@ def k6_of(dag_id: str, run_id: str):
     return k6_processes_of_run(dag_id, run_id)
 
 
-def parent_pid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def stop(method: str, airflow: LocalAirflow, trial: Trial, k6_pid: int) -> None:
     client = airflow.client()
     if method == "mark_failed":  # the UI's "Mark as failed" on the running task
@@ -174,7 +171,7 @@ def stop(method: str, airflow: LocalAirflow, trial: Trial, k6_pid: int) -> None:
         client.request("PATCH", dag_run_url(airflow.url, trial.dag_id, trial.run_id, "taskInstances", "run_k6"),
                        json={"new_state": "failed"})
     elif method == "task_sigterm":  # SIGTERM to the task process that runs k6 (what a worker shutdown sends)
-        task_pid = parent_pid(k6_pid)
+        task_pid = proc_stat(k6_pid)[1]  # k6's parent: the task process
         cmdline = Path(f"/proc/{task_pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         if task_pid in airflow.component_pids() or "airflow" not in cmdline:
             raise RuntimeError(f"k6's parent {task_pid} is not an Airflow task process: {cmdline!r}")

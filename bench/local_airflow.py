@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from perfpipe.chaos.injectors import process_alive as is_alive  # running, not a zombie waiting to be reaped
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 COMPONENTS = {
@@ -45,15 +47,6 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
             pass
         time.sleep(interval_s)
     raise TimeoutError(f"{what}: not reached after {timeout_s:.0f}s")
-
-
-def is_alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def processes_with_env(key: str, value: str) -> list[int]:

@@ -301,7 +301,8 @@ def test_params_refused_by_the_api_schema(standalone, tmp_path, session_dir):
     targets["targets"]["demo_only_here"] = targets["targets"]["demo"]
     (config / "targets.yaml").write_text(yaml.safe_dump(targets, sort_keys=False))
     proc = perfpipe_cli("run", "smoke", "--target", "demo_only_here", "--profile", "quick", "--logical-date",
-                        "2026-03-05T00:00:00+00:00", "--airflow-url", standalone.url, "--json", timeout=120,
+                        "2026-03-05T00:00:00+00:00", "--airflow-url", standalone.url, "--unpause", "--json",
+                        timeout=120,
                         env={**standalone.cli_env, "PERFPIPE_CONFIG_DIR": str(config)})
     assert proc.returncode == 2, proc.stderr[-3000:]
     error = json.loads(proc.stdout)["error"]
