@@ -22,7 +22,7 @@ from typing import Any
 
 from perfpipe.hooks.influxdb import InfluxDBHook, queries_in_parallel
 from perfpipe.results import round_or_none
-from perfpipe.rollup import Bucket, RolledRun, summed
+from perfpipe.rollup import Bucket, RolledRun, summed, time_range
 
 EVENTS_MEASUREMENT = "perf_events"
 TARGET_STATS_MEASUREMENT = "perf_target_stats"
@@ -30,13 +30,9 @@ TARGET_STATS_MEASUREMENT = "perf_target_stats"
 MIN_BUCKET_REQUESTS = 5
 
 
-def _time_range(start_ms: float, end_ms: float) -> str:
-    return f'time >= {int(start_ms)}ms AND time < {int(end_ms)}ms'
-
-
 def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float) -> dict[str, Any]:
     """Exact figures of one time window: requests, error rate, p95 and request rate."""
-    where = f'"testid" = $testid AND {_time_range(start_ms, end_ms)}'
+    where = f'"testid" = $testid AND {time_range(start_ms, end_ms)}'
     params = {"testid": testid}
     failed, p95 = queries_in_parallel(hook, [
         f'SELECT count("value") AS n, mean("value") AS rate FROM "http_req_failed" WHERE {where}',

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfpipe.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.results import reconcile, round_or_none
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ class RolledRun:
     stored_durations: int = 0
     rerolled: bool = False
 
-    @property
-    def empty(self) -> bool:
-        return not self.buckets and not self.end_ms
-
 
 def bucket_seconds(duration_s: float) -> int:
     """1-second buckets up to 10 minutes, then wider so that a run has at most MAX_BUCKETS."""
@@ -92,13 +89,13 @@ def roll_end_ms(last_sample_ms: float, bucket_s: int) -> int:
     return align_up(last_sample_ms + RUN_MARGIN_S * 1000, bucket_s)
 
 
-def live_cutoff_ms(newest_sample_ms: float, now_ms: float, bucket_s: int, lag_s: float = LIVE_LAG_S) -> int:
+def live_cutoff_ms(newest_sample_ms: float, now_ms: float, bucket_s: int, lag_s: float) -> int:
     """Where the live rollup may roll to: whole buckets at least `lag_s` behind both the newest stored sample and
     the clock."""
     return align_down(min(newest_sample_ms, now_ms) - lag_s * 1000, bucket_s)
 
 
-def _time_range(start_ms: int, end_ms: int) -> str:
+def time_range(start_ms: float, end_ms: float) -> str:
     return f'time >= {int(start_ms)}ms AND time < {int(end_ms)}ms'
 
 
@@ -106,7 +103,7 @@ def roll(hook: InfluxDBHook, testid: str, start_ms: int, end_ms: int, bucket_s: 
     """(Re)compute the buckets of [start_ms, end_ms) from the raw samples; rolling a bucket again overwrites it."""
     if end_ms <= start_ms:
         return
-    where = f'"testid" = $testid AND {_time_range(start_ms, end_ms)}'
+    where = f'"testid" = $testid AND {time_range(start_ms, end_ms)}'
     into = f'INTO "{ROLLUP_MEASUREMENT}"'
     group = f'GROUP BY time({int(bucket_s)}s), "testid" fill(none)'
     statements = [
@@ -175,8 +172,6 @@ def complete_rollup(hook: InfluxDBHook, testid: str, expected_reqs: int | None,
     Normally this rolls only the tail (constant work). Without a live rollup (it failed, or the run was not made by
     a perfpipe task) it rolls the whole run. When the counts do not reconcile with k6's, the whole run is rolled
     again from the raw samples first: a late sample is then counted, a lost one is still missing."""
-    from perfpipe.results import reconcile
-
     window = run_window_ms(hook, testid)
     if window is None:
         return RolledRun()
@@ -200,15 +195,9 @@ def complete_rollup(hook: InfluxDBHook, testid: str, expected_reqs: int | None,
     return run
 
 
-def buckets_between(run: RolledRun, start_s: float, end_s: float) -> list[Bucket]:
-    return [b for b in run.buckets if start_s <= b.t < end_s]
-
-
 def summed(buckets: list[Bucket], bucket_s: int) -> dict[str, Any]:
     """Figures of a window from its buckets: exact request and error counts; p95 as the request-weighted mean of
     the buckets' p95s (InfluxDB cannot merge percentiles; used where a trend matters, not a single percentile)."""
-    from perfpipe.results import round_or_none
-
     requests = sum(b.requests for b in buckets)
     failed = sum(b.failed for b in buckets)
     weighted = [(b.p95_ms, b.requests) for b in buckets if b.p95_ms is not None and b.requests]

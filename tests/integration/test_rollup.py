@@ -134,7 +134,7 @@ def test_without_a_live_rollup_the_gate_rolls_the_whole_run(influxdb, run):
 
 def test_an_unknown_testid_has_no_run(influxdb):
     rolled = rollup.complete_rollup(influxdb, "rollup:never-ran", 100)
-    assert rolled.empty and rolled.stored_reqs == 0
+    assert rolled.buckets == [] and rolled.stored_reqs == 0
 
 
 def test_the_companion_rolls_while_samples_arrive(influxdb, monkeypatch):
