@@ -37,7 +37,7 @@ def variants(levers: bool) -> list[Variant]:
         Variant("k6 no output", "none", note="k6's own ceiling"),
         Variant("seeds default", "influxdb", "stock", note="--out influxdb, stock influxd (25 MB body limit)"),
         Variant("perfpipe path", "influxdb", "perfpipe", shipped=True,
-                note="perfpipe.k6.command.influxdb_output + config/influxdb.conf.template"),
+                note="perfpipe.core.k6.command.influxdb_output + config/influxdb.conf.template"),
     ]
     if levers:
         rows += [

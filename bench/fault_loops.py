@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from local_airflow import LocalAirflow, free_port, wait_until  # noqa: E402
-from perfpipe.chaos.injectors import proc_stat  # noqa: E402
+from perfpipe.app.chaos.injectors import proc_stat  # noqa: E402
 
 METHODS = ("mark_failed", "task_sigterm", "execution_timeout", "perfpipe_stop", "perfpipe_stop_local")
 DAGS_FOLDER = ROOT / "bench" / "fault_dags"
@@ -81,7 +81,7 @@ TRIGGERED: set[tuple[str, str]] = set()
 
 
 def k6_left(trial: Trial) -> str | None:
-    from perfpipe.live_status import k6_processes, split_testid
+    from perfpipe.app.live_status import k6_processes, split_testid
 
     left = [p for p in k6_processes() if (split_testid(p.testid) or ("", ""))[:2] in TRIGGERED]
     return f"k6 still running: {[(p.pid, p.testid) for p in left]}" if left else None
@@ -100,8 +100,8 @@ def container_left(trial: Trial) -> str | None:
 
 
 def fault_ledger() -> list[Path]:
-    """Chaos faults held right now (perfpipe.chaos writes one ledger entry per fault, removed once restored)."""
-    from perfpipe.paths import chaos_ledger_dir
+    """Chaos faults held right now (perfpipe.app.chaos writes one ledger entry per fault, removed once restored)."""
+    from perfpipe.core.paths import chaos_ledger_dir
 
     return sorted(chaos_ledger_dir().glob("*.json"))
 
@@ -109,7 +109,7 @@ def fault_ledger() -> list[Path]:
 def demo_health() -> dict:
     import urllib.request
 
-    from perfpipe.targets import resolve_target
+    from perfpipe.app.targets import resolve_target
 
     try:
         with urllib.request.urlopen(resolve_target("demo")["base_url"] + "/health", timeout=2) as response:
@@ -158,7 +158,7 @@ LEFTOVER_CHECKS: dict[str, Callable[[Trial], str | None]] = {
 # --- the stop methods ----------------------------------------------------------------------------------------
 
 def k6_of(dag_id: str, run_id: str):
-    from perfpipe.live_status import k6_processes_of_run
+    from perfpipe.app.live_status import k6_processes_of_run
 
     return k6_processes_of_run(dag_id, run_id)
 
@@ -166,7 +166,7 @@ def k6_of(dag_id: str, run_id: str):
 def stop(method: str, airflow: LocalAirflow, trial: Trial, k6_pid: int) -> None:
     client = airflow.client()
     if method == "mark_failed":  # the UI's "Mark as failed" on the running task
-        from perfpipe.airflow_api import dag_run_url
+        from perfpipe.entry.airflow_api import dag_run_url
 
         client.request("PATCH", dag_run_url(airflow.url, trial.dag_id, trial.run_id, "taskInstances", "run_k6"),
                        json={"new_state": "failed"})
@@ -193,7 +193,7 @@ def _iso_to_epoch(value: str) -> float:
 
 def trigger(client, dag_id: str, logical_date: datetime) -> dict:
     """Trigger a run; Airflow on SQLite answers 500/503 while its database is locked by another writer: retry."""
-    from perfpipe.airflow_api import AirflowAPIError
+    from perfpipe.entry.airflow_api import AirflowAPIError
 
     for attempt in range(5):
         try:
@@ -207,7 +207,7 @@ def trigger(client, dag_id: str, logical_date: datetime) -> dict:
 
 def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: random.Random,
               logical_date: datetime, log=None) -> Trial:
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     log = log or (lambda message: print(message, flush=True))
     client = airflow.client()
@@ -257,7 +257,7 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
         f"{trial.time_to_clean_s}s, run {trial.run_state}, stage {trial.verdict}, "
         f"leftovers {trial.leftovers or 0}")
     if any(name.startswith("k6_process") for name in trial.leftovers):
-        from perfpipe.live_status import stop_local
+        from perfpipe.app.live_status import stop_local
 
         stop_local(dag_id, trial.run_id, wait_s=30)  # never leave load running, even when the trial failed
     return trial
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=influx_env, check=True, timeout=60)
     try:
         subprocess.run([*demo_sh, "start"], env={**os.environ, **demo_env}, check=True, timeout=180)
-        from perfpipe.hooks.influxdb import InfluxDBHook
+        from perfpipe.core.hooks.influxdb import InfluxDBHook
 
         with LocalAirflow(work / "airflow", DAGS_FOLDER, perfpipe_env) as airflow:
             results = run_trials(airflow, InfluxDBHook(), trials, args.seed)

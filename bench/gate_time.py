@@ -1,7 +1,7 @@
 """P3: how long gate evaluation takes as the run gets longer (synthetic runs from generate_run.py).
 
 For each run length, side by side on the same data:
-- the live rollup's work during the run (perfpipe.companions.RollupCompanion's steps, replayed here over the
+- the live rollup's work during the run (perfpipe.app.companions.RollupCompanion's steps, replayed here over the
   written run in the same 10-second steps, up to the companion's lag behind the end);
 - the gate as shipped: complete_rollup (rolls the tail, sums the counts) + collect_metrics (k6's exact aggregates)
   + the stress analysis on the rollup's buckets + evaluate_gate;
@@ -36,8 +36,8 @@ def _timed(fn, repeats: int, before=None) -> tuple[float, object]:
 
 def query_time_gate(hook, testid: str, bucket_s: int) -> tuple[int, int]:
     """The replaced path: the two reconciliation counts and the analysis buckets straight from the raw samples."""
-    from perfpipe.hooks.influxdb import queries_in_parallel
-    from perfpipe.rollup import run_window_ms
+    from perfpipe.core.hooks.influxdb import queries_in_parallel
+    from perfpipe.app.rollup import run_window_ms
 
     start, end = run_window_ms(hook, testid)
     where = f'"testid" = $testid AND time >= {start}ms AND time < {end}ms'
@@ -53,11 +53,11 @@ def query_time_gate(hook, testid: str, bucket_s: int) -> tuple[int, int]:
 
 def measure(influx: Service, minutes_list: list[float], vus: int = 1000, rps: int = 600, repeats: int = 3,
             log=print) -> list[dict]:
-    from perfpipe import analysis, rollup
-    from perfpipe.config import load_gates, validate_gates
-    from perfpipe.gates import evaluate_gate
-    from perfpipe.hooks.influxdb import InfluxDBHook, InfluxSettings
-    from perfpipe.results import collect_metrics, summary_count
+    from perfpipe.app import analysis, rollup
+    from perfpipe.app.config import load_gates, validate_gates
+    from perfpipe.app.gates import evaluate_gate
+    from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
+    from perfpipe.app.results import collect_metrics, summary_count
 
     hook = InfluxDBHook(InfluxSettings(url=influx.url, database=influx.extra["database"]), timeout_s=600)
     gates = validate_gates(load_gates("load"), "thresholds.load")

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from perfpipe.chaos.injectors import process_alive as is_alive  # running, not a zombie waiting to be reaped
+from perfpipe.app.chaos.injectors import process_alive as is_alive  # running, not a zombie waiting to be reaped
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -99,7 +99,7 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         try:
             self._run(["airflow", "db", "migrate"], timeout=300)
-            self._run([str(VENV_BIN / "python"), "-m", "perfpipe.pools", "sync"], timeout=120)
+            self._run([str(VENV_BIN / "python"), "-m", "perfpipe.app.pools", "sync"], timeout=120)
             for name, argv in COMPONENTS.items():
                 self.procs[name] = subprocess.Popen(
                     [str(VENV_BIN / "airflow"), *argv], cwd=self.home, env=self.env, stdin=subprocess.DEVNULL,
@@ -131,12 +131,12 @@ class LocalAirflow:
         return path.read_text(errors="replace")[-n:] if path.is_file() else ""
 
     def client(self):
-        from perfpipe.airflow_api import AirflowClient
+        from perfpipe.entry.airflow_api import AirflowClient
 
         return AirflowClient(self.url)
 
     def wait_for_dags(self, dag_ids: list[str], timeout_s: float = 180) -> None:
-        from perfpipe.airflow_api import AirflowAPIError
+        from perfpipe.entry.airflow_api import AirflowAPIError
 
         client = self.client()
 

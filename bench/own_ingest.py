@@ -116,7 +116,7 @@ def influx_writer(url: str, database: str, username: str | None = None, password
     import urllib.request
     from urllib.parse import urlencode
 
-    from perfpipe.errors import InfrastructureError
+    from perfpipe.core.errors import InfrastructureError
 
     endpoint = f"{url.rstrip('/')}/write?{urlencode({'db': database, 'precision': 'ns'})}"
     headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}

@@ -100,8 +100,8 @@ def output_args(variant: Variant, influx: Service | None, workdir: Path, testid:
         return ["--out", f"csv={workdir / (testid.replace(':', '_') + suffix)}"], dict(variant.env)
     assert influx is not None
     if variant.shipped:
-        from perfpipe.hooks.influxdb import InfluxSettings
-        from perfpipe.k6.command import influxdb_output
+        from perfpipe.core.hooks.influxdb import InfluxSettings
+        from perfpipe.core.k6.command import influxdb_output
 
         argv, env, _ = influxdb_output(InfluxSettings(url=influx.url, database=influx.extra["database"]))
         return argv + variant.args, {**env, **variant.env}

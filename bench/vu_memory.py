@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 15, think_s: float = 1.0,
             log=print) -> dict:
-    from perfpipe.config import build_plan
-    from perfpipe.hooks.influxdb import InfluxSettings
-    from perfpipe.k6.command import build_invocation, k6_binary, write_run_config
-    from perfpipe.paths import scripts_dir
-    from perfpipe.targets import resolve_target
+    from perfpipe.app.config import build_plan
+    from perfpipe.core.hooks.influxdb import InfluxSettings
+    from perfpipe.core.k6.command import build_invocation, k6_binary, write_run_config
+    from perfpipe.core.paths import scripts_dir
+    from perfpipe.app.targets import resolve_target
 
     target = resolve_target({"name": "bench", "base_url": target_url, "max_vus": vus,
                              "requests": [{"method": "GET", "path": "/", "name": "root"}]})

@@ -5,6 +5,6 @@ resilience validated? -> (optional soak) -> ready_to_deploy. A failed gate ends 
 (fix_issues, optimize_system, scale_system, improve_failover), which fails the run with its evidence.
 """
 
-from perfpipe.dag_factory import build_pipeline_dag
+from perfpipe.entry.dag_factory import build_pipeline_dag
 
 dag = build_pipeline_dag()

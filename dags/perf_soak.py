@@ -1,5 +1,5 @@
 """perf_soak: the k6 soak test as its own Airflow DAG (validate -> run_k6 -> evaluate -> record -> verdict)."""
 
-from perfpipe.dag_factory import build_test_dag
+from perfpipe.entry.dag_factory import build_test_dag
 
 dag = build_test_dag("soak")

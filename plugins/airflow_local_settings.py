@@ -2,8 +2,8 @@
 
 
 def task_instance_mutation_hook(task_instance, dag_run=None):
-    """Route each k6 task into its target's one-slot pool, chosen from the run's conf (see perfpipe.pools)."""
-    from perfpipe.pools import pool_for
+    """Route each k6 task into its target's one-slot pool, chosen from the run's conf (see perfpipe.app.pools)."""
+    from perfpipe.app.pools import pool_for
 
     pool = pool_for(task_instance.task_id, getattr(dag_run, "conf", None))
     if pool:

@@ -3,7 +3,7 @@
 
 from airflow.plugins_manager import AirflowPlugin
 
-from perfpipe.operators.links import GrafanaRunLink
+from perfpipe.core.operators.links import GrafanaRunLink
 
 
 class PerfpipePlugin(AirflowPlugin):

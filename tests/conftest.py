@@ -119,7 +119,7 @@ def influxdb():
     env.pop("PERFPIPE_INFLUXDB_URL", None)
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=env, check=True, timeout=60)
     os.environ["PERFPIPE_INFLUXDB_URL"] = f"http://127.0.0.1:{port}"
-    from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
     yield InfluxDBHook()
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "stop"], env=env, check=False, timeout=60)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
-from perfpipe.dag_factory import add_test_stage, build_test_dag, perf_params
+from perfpipe.entry.dag_factory import add_test_stage, build_test_dag, perf_params
 
 TIMEOUTS_S = range(3, 13)
 

@@ -44,7 +44,7 @@ def slow_demo():
 
 
 def run_smoke(dagbag, port: int, day: int):
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     target = {"name": TARGET_NAME, "base_url": f"http://127.0.0.1:{port}",
               "requests": [{"name": "get_product", "method": "GET", "path": "/api/products/1"}],
@@ -54,7 +54,7 @@ def run_smoke(dagbag, port: int, day: int):
     dag_run = dagbag.dags["perf_smoke"].test(
         logical_date=date, run_after=date,
         run_conf={"inline_target": target, "profile": "quick", "overrides": {"duration": "4s", "vus": 2}})
-    from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
     [result] = read_results(InfluxDBHook(), "perf_smoke", dag_run.run_id)
     return {c["name"]: c for c in result["checks"]}["p95_vs_baseline"], result["verdict"]

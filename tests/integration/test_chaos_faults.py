@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from conftest import K6_TEST_IMAGE  # noqa: E402  (tests/ is on sys.path)
-from perfpipe.chaos import ChaosError, FaultHold, parse_chaos, restore_leftovers
-from perfpipe.chaos.injectors import proc_stat
-from perfpipe.chaos.ledger import entries, restore_entry
+from perfpipe.app.chaos import ChaosError, FaultHold, parse_chaos, restore_leftovers
+from perfpipe.app.chaos.injectors import proc_stat
+from perfpipe.app.chaos.ledger import entries, restore_entry
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +184,7 @@ def holder_processes(ledger_dir: Path) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"perfpipe.chaos.holder" in cmdline and needle in cmdline and state(int(pid)) is not None:
+        if b"perfpipe.app.chaos.holder" in cmdline and needle in cmdline and state(int(pid)) is not None:
             found.append(int(pid))
     return found
 
@@ -350,10 +350,10 @@ def test_start_times_out_then_restores_what_the_late_holder_injected(component, 
 
 
 def test_restore_leftovers_kills_a_holder_hung_past_its_restore_deadline(ledger_dir, tmp_path):
-    from perfpipe.chaos import ledger as chaos_ledger
+    from perfpipe.app.chaos import ledger as chaos_ledger
 
     stub = StubProxy()
-    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "perfpipe.chaos.holder"])
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "perfpipe.app.chaos.holder"])
     try:
         stub.faults = {"latency_ms": 300, "partition": False}
         spec = proxy_spec(stub.url)
@@ -408,7 +408,7 @@ def test_inject_failure_is_a_clear_error_and_leaves_nothing(component, ledger_di
 
 
 def test_bad_scenario_or_hold_is_refused_before_a_holder_starts(component, ledger_dir):
-    from perfpipe.errors import InputError
+    from perfpipe.core.errors import InputError
 
     with pytest.raises(InputError, match="unknown chaos scenario 'nope'"):
         FaultHold.start(component.spec(), "nope", hold_s=10, ledger_dir=ledger_dir)
@@ -421,7 +421,7 @@ def test_bad_scenario_or_hold_is_refused_before_a_holder_starts(component, ledge
 
 PARENT_PY = textwrap.dedent("""
     import json, sys, time
-    from perfpipe.chaos import FaultHold, parse_chaos
+    from perfpipe.app.chaos import FaultHold, parse_chaos
     spec = parse_chaos("chaostest", json.loads(sys.argv[1]))
     hold = FaultHold.start(spec, sys.argv[2], hold_s=float(sys.argv[3]), ledger_dir=sys.argv[4])
     print(json.dumps({"holder_pid": hold.pid, "inject_time": hold.inject_time}), flush=True)
@@ -698,7 +698,7 @@ def test_restore_leftovers_command_line(component, ledger_dir):
     hold = FaultHold.start(component.spec(), "cache_pause", hold_s=120, ledger_dir=ledger_dir)
     os.kill(hold.pid, signal.SIGKILL)
     hold.proc.wait(timeout=10)
-    run = subprocess.run([sys.executable, "-m", "perfpipe.chaos.holder", "--restore-leftovers", "--ledger-dir",
+    run = subprocess.run([sys.executable, "-m", "perfpipe.app.chaos.holder", "--restore-leftovers", "--ledger-dir",
                           str(ledger_dir)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     (result,) = json.loads(run.stdout)

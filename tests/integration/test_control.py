@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.live_status import k6_processes_of_run
-from perfpipe.paths import stage_report_dir
+from perfpipe.app.live_status import k6_processes_of_run
+from perfpipe.core.paths import stage_report_dir
 
 from conftest import ROOT, free_port, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
 
@@ -152,7 +152,7 @@ class Standalone:
         return {"PERFPIPE_AIRFLOW_USER": self.user, "PERFPIPE_AIRFLOW_PASSWORD": self.password}
 
     def client(self):
-        from perfpipe.airflow_api import AirflowClient, Credentials
+        from perfpipe.entry.airflow_api import AirflowClient, Credentials
 
         return AirflowClient(self.url, Credentials(username=self.user, password=self.password), timeout_s=30)
 
@@ -208,7 +208,7 @@ def standalone(influxdb, demo_target, tmp_path_factory):
         client = airflow.client()
 
         def parsed() -> bool:
-            from perfpipe.airflow_api import AirflowAPIError
+            from perfpipe.entry.airflow_api import AirflowAPIError
 
             try:
                 return all(not client.get_dag(d)["has_import_errors"] for d in ("perf_smoke", "perf_chaos"))
@@ -286,7 +286,7 @@ def test_rerun_of_a_date_through_the_rest_api_replaces_the_earlier_run(standalon
 def test_params_refused_by_the_api_schema(standalone, tmp_path, session_dir):
     from datetime import datetime, timezone
 
-    from perfpipe.airflow_api import AirflowAPIError
+    from perfpipe.entry.airflow_api import AirflowAPIError
 
     client = standalone.client()
     with pytest.raises(AirflowAPIError) as refused:
@@ -368,7 +368,7 @@ def test_backfill_then_rerun_of_a_date_leaves_one_result_per_date(standalone, in
     """A backfill over three hourly dates of perf_smoke, then one date again: three points."""
     from datetime import datetime, timezone
 
-    from perfpipe.airflow_api import AirflowAPIError
+    from perfpipe.entry.airflow_api import AirflowAPIError
 
     client = standalone.client()
     try:
@@ -382,7 +382,7 @@ def test_backfill_then_rerun_of_a_date_leaves_one_result_per_date(standalone, in
     def backfill(start: datetime, end: datetime, reprocess: str = "none") -> None:
         # The REST API's backfill (what `airflow backfill create` and the UI do): a second process writing the
         # standalone's SQLite file, as the CLI command would, can fail with "database is locked".
-        from perfpipe.airflow_api import api_url
+        from perfpipe.entry.airflow_api import api_url
 
         deadline = time.monotonic() + 120
         while True:  # the scheduler closes a finished backfill a little after its last run; one per DAG at a time

@@ -68,7 +68,7 @@ def test_dag_files_parse_fast_without_network_or_heavy_imports(tmp_path):
     code = ("import sys, time; sys.path.insert(0, 'plugins'); t = time.monotonic(); "
             "import runpy; runpy.run_path('dags/perf_load.py'); "
             "print(time.monotonic() - t); "
-            "print(sorted(m for m in ('influxdb', 'requests', 'perfpipe.results', 'perfpipe.k6.runner') "
+            "print(sorted(m for m in ('influxdb', 'requests', 'perfpipe.app.results', 'perfpipe.core.k6.runner') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2])).stdout.splitlines()
@@ -81,7 +81,7 @@ def test_k6_tasks_get_their_targets_one_slot_pool(stack, tmp_path):
 
     from airflow.models.pool import Pool
 
-    from perfpipe.pools import sync_pools
+    from perfpipe.app.pools import sync_pools
 
     assert {"perf_target_demo", "perf_target_inline"} <= set(sync_pools())
     assert Pool.get_pool("perf_target_demo").slots == 1

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from perfpipe import TEST_TYPES
-from perfpipe.results import collision_allowance
+from perfpipe.app.results import collision_allowance
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def run_dag(dagbag, dag_id: str, conf: dict, logical_date: datetime | None = Non
 
 @pytest.mark.parametrize("test_type", TEST_TYPES)
 def test_each_test_type_runs_end_to_end(stack, test_type):
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     influx = stack["influx"]
     dag_run = run_dag(stack["dagbag"], f"perf_{test_type}", {"target": "demo", "profile": "quick"})

@@ -27,8 +27,8 @@ def _run_dag(dag, conf: dict, logical_date: datetime):
 
 
 def _docker_dag(monkeypatch, test_type: str):
-    from perfpipe.dag_factory import build_test_dag
-    from perfpipe.operators.k6_docker import K6DockerOperator
+    from perfpipe.entry.dag_factory import build_test_dag
+    from perfpipe.core.operators.k6_docker import K6DockerOperator
 
     monkeypatch.setenv("PERFPIPE_RUNTIME", "docker")
     dag = build_test_dag(test_type)
@@ -38,7 +38,7 @@ def _docker_dag(monkeypatch, test_type: str):
 
 
 def _result(influx, dag_id: str, run_id: str) -> dict:
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     [result] = read_results(influx, dag_id, run_id)
     return result
@@ -106,8 +106,8 @@ def test_on_kill_stops_the_container_and_records_aborted(stack, docker_engine):
     """Airflow's on_kill: the container stops within the kill window, is removed, and the stage is `aborted`."""
     from airflow.sdk import DAG
 
-    from perfpipe.operators.k6_docker import K6DockerOperator
-    from perfpipe.stage import prepare_plan
+    from perfpipe.core.operators.k6_docker import K6DockerOperator
+    from perfpipe.app.stage import prepare_plan
 
     influx = stack["influx"]
     plan = prepare_plan("smoke", {"target": "demo", "profile": "quick", "overrides": {"duration": "60s"}})
@@ -150,6 +150,6 @@ def test_on_kill_stops_the_container_and_records_aborted(stack, docker_engine):
 
 
 def _results(influx, run_id: str) -> list[dict]:
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     return read_results(influx, "perf_smoke", run_id)

@@ -80,7 +80,7 @@ def _rows(influx, query: str) -> list:
 @pytest.fixture(scope="module")
 def quick_runs(influxdb, quick_pipeline, tmp_path_factory):
     """The quick pipeline (soak included) on the demo target and one smoke run with failing requests, through the CLI."""
-    from perfpipe.results import read_results
+    from perfpipe.app.results import read_results
 
     cli = perfpipe_cli
     started_ms = int(time.time() * 1000)
@@ -154,7 +154,7 @@ def test_every_panel_query_is_raw_influxql_on_the_provisioned_datasource():
 
 
 def test_k6_run_dashboard_matches_the_task_link():
-    from perfpipe.operators.links import DASHBOARD_UID
+    from perfpipe.core.operators.links import DASHBOARD_UID
 
     dashboard = DASHBOARDS["k6-run"]
     assert dashboard["uid"] == DASHBOARD_UID

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from perfpipe.config import build_plan
-from perfpipe.errors import InputError
-from perfpipe.k6.command import LOG_FILE, SUMMARY_FILE, k6_binary, write_run_config
-from perfpipe.k6.runner import LocalK6Process, validate_script
-from perfpipe.stage import local_invocation
-from perfpipe.targets import resolve_target
+from perfpipe.app.config import build_plan
+from perfpipe.core.errors import InputError
+from perfpipe.core.k6.command import LOG_FILE, SUMMARY_FILE, k6_binary, write_run_config
+from perfpipe.core.k6.runner import LocalK6Process, validate_script
+from perfpipe.app.stage import local_invocation
+from perfpipe.app.targets import resolve_target
 
 pytestmark = pytest.mark.integration
 

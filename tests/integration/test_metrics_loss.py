@@ -39,7 +39,7 @@ def lossy_influxdb(session_dir):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ping(url), 30, "lossy influxd")
-        from perfpipe.hooks.influxdb import InfluxDBHook, InfluxSettings
+        from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
         hook = InfluxDBHook(InfluxSettings(url=url, database="k6"))
         hook.check_available()  # creates the database
@@ -77,6 +77,6 @@ def test_refused_batches_make_the_stage_inconclusive(cli, lossy_influxdb, demo_t
     assert metrics["samples_expected"] == demo_target.requests() > 0
     [stored] = hook.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t', {"t": stage["testid"]})
     assert stored["n"] == metrics["samples_stored"]
-    from perfpipe.results import collision_allowance
+    from perfpipe.app.results import collision_allowance
 
     assert metrics["samples_stored"] < metrics["samples_expected"] - collision_allowance(metrics["samples_expected"])

@@ -34,8 +34,8 @@ def sample_window(influx, testid: str) -> tuple[int, int, int]:
 
 
 def test_two_runs_on_one_target_never_load_it_at_the_same_time(influxdb, demo_target, tmp_path):
-    from perfpipe.live_status import k6_processes_of_run
-    from perfpipe.results import read_results
+    from perfpipe.app.live_status import k6_processes_of_run
+    from perfpipe.app.results import read_results
 
     env = airflow_task_env()
     date = datetime(2026, 5, 3, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from perfpipe import pipeline
+from perfpipe.app import pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""perfpipe.rollup against a real influxd: the live rollup plus the tail equals InfluxDB's own query-time grouping,
+"""perfpipe.app.rollup against a real influxd: the live rollup plus the tail equals InfluxDB's own query-time grouping,
 late samples are counted (the run is rolled again), lost ones stay missing, and the companion rolls while the run
 goes on."""
 
@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from perfpipe import rollup
-from perfpipe.companions import RollupCompanion
-from perfpipe.results import reconcile
+from perfpipe.app import rollup
+from perfpipe.app.companions import RollupCompanion
+from perfpipe.app.results import reconcile
 
 pytestmark = pytest.mark.integration
 

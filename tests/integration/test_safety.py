@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.live_status import k6_processes_of_run
+from perfpipe.app.live_status import k6_processes_of_run
 
 from conftest import ROOT, free_port, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
 
@@ -111,7 +111,7 @@ def test_influxdb_killed_mid_run_is_inconclusive_and_a_rerun_leaves_one_result(d
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         [again] = json.loads(rerun.stdout)["stages"]
         assert again["verdict"] in ("pass", "warn") and again["metrics_complete"] is True
-        from perfpipe.hooks.influxdb import InfluxDBHook, InfluxSettings
+        from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
         points = InfluxDBHook(InfluxSettings(url=influxd.url, database="k6")).query(
             'SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_chaos\' AND "run_id" = $r', {"r": run_id})

@@ -55,7 +55,7 @@ def perfpipe_env(monkeypatch, tmp_path):
     # An explicit URL makes influx_settings() skip the Airflow Connection lookup (which could reach a DB/API).
     monkeypatch.setenv("PERFPIPE_INFLUXDB_URL", INFLUX_URL)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
-    from perfpipe.hooks.influxdb import InfluxDBHook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
     def no_influx(self):
         raise AssertionError("unit tests never talk to InfluxDB: fake InfluxDBHook.query instead")
@@ -67,7 +67,7 @@ def perfpipe_env(monkeypatch, tmp_path):
 @pytest.fixture
 def api_target():
     """A validated inline target with no max_vus (the standard stress shape needs 10,000 VUs)."""
-    from perfpipe.targets import resolve_target
+    from perfpipe.app.targets import resolve_target
 
     return resolve_target({
         "name": "unit-api",

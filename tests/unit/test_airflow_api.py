@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from perfpipe import airflow_api
-from perfpipe.airflow_api import (AirflowAPIError, AirflowClient, Credentials, api_url, credentials_from,
+from perfpipe.entry import airflow_api
+from perfpipe.entry.airflow_api import (AirflowAPIError, AirflowClient, Credentials, api_url, credentials_from,
                                   dag_run_url, error_message, manual_run_id, normalize_base_url, trigger_payload)
-from perfpipe.live_status import (cmdline_matches_run, format_status, k6_processes, live_queries, parse_cmdline,
+from perfpipe.app.live_status import (cmdline_matches_run, format_status, k6_processes, live_queries, parse_cmdline,
                                   running_tests, split_testid, cmdline_testid)
 
 DATE = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -285,7 +285,8 @@ def test_running_tests_joins_the_live_figures_per_testid():
 
 
 def test_a_stopped_run_summarizes_as_aborted_not_passed(monkeypatch):
-    from perfpipe import cli, outcomes, results
+    from perfpipe.app import outcomes, results
+    from perfpipe.entry import cli
 
     point = {"test_type": "chaos", "target": "demo", "verdict": "aborted", "testid": "t", "checks": [],
              "metrics_complete": False, "report": ""}

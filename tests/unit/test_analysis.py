@@ -1,12 +1,12 @@
-"""The pure parts of perfpipe.analysis: buckets -> breaking point, recovery, drift, phases."""
+"""The pure parts of perfpipe.app.analysis: buckets -> breaking point, recovery, drift, phases."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfpipe.analysis import (breaking_point, drift_pct, phase_bounds, recovery_seconds, slope_per_minute,
+from perfpipe.app.analysis import (breaking_point, drift_pct, phase_bounds, recovery_seconds, slope_per_minute,
                                spike_windows, steady_buckets)
-from perfpipe.rollup import Bucket, bucket_seconds
+from perfpipe.app.rollup import Bucket, bucket_seconds
 
 LIMITS = {"error_rate": 0.05, "p95_ms": 2000, "sustain_s": 3}
 
@@ -118,7 +118,7 @@ def test_phase_bounds(events, expected):
 
 
 def test_crossed_thresholds_reads_the_summary_export():
-    from perfpipe.results import crossed_thresholds
+    from perfpipe.app.results import crossed_thresholds
 
     summary = {"metrics": {"perfpipe_break": {"thresholds": {"count<1": True}},
                            "http_req_duration": {"thresholds": {"p(95)<500": False}},
@@ -128,7 +128,7 @@ def test_crossed_thresholds_reads_the_summary_export():
 
 
 def test_report_shows_analysis_figures_and_the_chaos_phase_table():
-    from perfpipe.report import analysis_section
+    from perfpipe.app.report import analysis_section
 
     stage = {"breaking_vus": 24.0, "recovered_s": 1.0,
              "analysis": {"scenario": "db_failure", "action": "stop", "component": "database",

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from perfpipe.errors import InputError
-from perfpipe.stage import prepare_plan
+from perfpipe.core.errors import InputError
+from perfpipe.app.stage import prepare_plan
 
 
 class CountingTarget:

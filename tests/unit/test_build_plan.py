@@ -1,13 +1,13 @@
-"""perfpipe.config.build_plan against the real config/ files (profiles, gates, targets)."""
+"""perfpipe.app.config.build_plan against the real config/ files (profiles, gates, targets)."""
 
 from __future__ import annotations
 
 import pytest
 
 from perfpipe import TEST_TYPES
-from perfpipe.config import build_plan, parse_duration
-from perfpipe.errors import InputError
-from perfpipe.targets import resolve_target
+from perfpipe.app.config import build_plan, parse_duration
+from perfpipe.core.errors import InputError
+from perfpipe.app.targets import resolve_target
 
 
 def _timeline(shape):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from perfpipe.chaos import injectors
-from perfpipe.chaos.injectors import ChaosError, DockerInjector, injector_for
-from perfpipe.chaos.spec import ComponentSpec, ScenarioSpec
+from perfpipe.app.chaos import injectors
+from perfpipe.app.chaos.injectors import ChaosError, DockerInjector, injector_for
+from perfpipe.app.chaos.spec import ComponentSpec, ScenarioSpec
 
 
 class NotFound(Exception):

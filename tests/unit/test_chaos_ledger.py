@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from perfpipe import paths
-from perfpipe.chaos import ledger
-from perfpipe.chaos.injectors import fault_active, injector_for
-from perfpipe.chaos.spec import ComponentSpec, ScenarioSpec
+from perfpipe.core import paths
+from perfpipe.app.chaos import ledger
+from perfpipe.app.chaos.injectors import fault_active, injector_for
+from perfpipe.app.chaos.spec import ComponentSpec, ScenarioSpec
 
 
 def test_ledger_dir_follows_perfpipe_run_dir(monkeypatch, tmp_path):

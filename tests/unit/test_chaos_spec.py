@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from perfpipe.chaos import parse_chaos
-from perfpipe.chaos.spec import ChaosSpec, ComponentSpec, ScenarioSpec
-from perfpipe.errors import InputError
+from perfpipe.app.chaos import parse_chaos
+from perfpipe.app.chaos.spec import ChaosSpec, ComponentSpec, ScenarioSpec
+from perfpipe.core.errors import InputError
 
 EXAMPLE = {
     "components": {

@@ -1,4 +1,4 @@
-"""perfpipe.config: durations, --set parsing, overrides, shape and gate validation."""
+"""perfpipe.app.config: durations, --set parsing, overrides, shape and gate validation."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from perfpipe.config import (GATE_METRICS, apply_overrides, format_duration, parse_compact_stages, parse_duration,
+from perfpipe.app.config import (GATE_METRICS, apply_overrides, format_duration, parse_compact_stages, parse_duration,
                              parse_set_arguments, shape_duration_s, shape_peak_vus, validate_gates, validate_shape)
-from perfpipe.errors import InputError
+from perfpipe.core.errors import InputError
 
 # ---------------------------------------------------------------------------------------------- parse_duration
 
@@ -458,7 +458,7 @@ def test_validate_gates_needs_a_mapping():
 
 
 def test_scoped_override_wins_whatever_the_order():
-    from perfpipe.config import apply_overrides
+    from perfpipe.app.config import apply_overrides
 
     for overrides in ({"vus": 3, "smoke.vus": 7}, {"smoke.vus": 7, "vus": 3}):
         shape = {"executor": "constant-vus", "vus": 5, "duration": "10s"}
@@ -474,8 +474,8 @@ def test_warn_level_on_the_failing_side_is_refused():
 
 
 def test_duration_override_longer_than_the_task_limit_is_refused_before_load():
-    from perfpipe.config import build_plan
-    from perfpipe.targets import resolve_target
+    from perfpipe.app.config import build_plan
+    from perfpipe.app.targets import resolve_target
 
     with pytest.raises(InputError) as exc:
         build_plan("smoke", resolve_target("demo"), "quick", {"duration": "10h"})

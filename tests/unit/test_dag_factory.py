@@ -1,4 +1,4 @@
-"""perfpipe.dag_factory: the overrides Param schema and Airflow's outer timeout (no DAG run, no DB)."""
+"""perfpipe.entry.dag_factory: the overrides Param schema and Airflow's outer timeout (no DAG run, no DB)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import jsonschema
 import pytest
 
 from perfpipe import TEST_TYPES
-from perfpipe.config import apply_overrides, build_plan
-from perfpipe.dag_factory import OVERRIDES_SCHEMA, execution_timeout
-from perfpipe.config import run_timeout_s
+from perfpipe.app.config import apply_overrides, build_plan
+from perfpipe.entry.dag_factory import OVERRIDES_SCHEMA, execution_timeout
+from perfpipe.app.config import run_timeout_s
 
 
 def _errors(value):

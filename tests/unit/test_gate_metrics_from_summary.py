@@ -1,12 +1,12 @@
 """Gate metrics from k6's end-of-test aggregates, raw InfluxDB samples only for what the summary lacks, and the
 reconciliation always against InfluxDB's stored counts (results.collect_metrics with a recording fake hook; the
-counts come from perfpipe.rollup)."""
+counts come from perfpipe.app.rollup)."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfpipe.results import collect_metrics, reconcile, summary_aggregates
+from perfpipe.app.results import collect_metrics, reconcile, summary_aggregates
 
 SUMMARY = {
     "state": {"testRunDurationMs": 20_000},

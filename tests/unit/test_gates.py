@@ -1,10 +1,10 @@
-"""perfpipe.gates: one check, and the verdict a gate adds up to."""
+"""perfpipe.app.gates: one check, and the verdict a gate adds up to."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfpipe.gates import ABORTED, FAIL, INCONCLUSIVE, PASS, WARN, evaluate_check, evaluate_gate, failed_checks
+from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, PASS, WARN, evaluate_check, evaluate_gate, failed_checks
 
 
 @pytest.mark.parametrize("op, threshold, value, result", [

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from perfpipe.errors import InfrastructureError
+from perfpipe.core.errors import InfrastructureError
 import sys
 from pathlib import Path
 

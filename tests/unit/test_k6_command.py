@@ -1,4 +1,4 @@
-"""perfpipe.k6.command: the k6 argv and environment (built, never run)."""
+"""perfpipe.core.k6.command: the k6 argv and environment (built, never run)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from perfpipe.config import build_plan
-from perfpipe.hooks.influxdb import InfluxSettings
-from perfpipe.k6.command import K6Invocation, build_invocation, run_config, script_for, write_run_config
-from perfpipe.k6.command import testid_for as make_testid  # not named test*: pytest would collect it
-from perfpipe.targets import k6_blocked_networks
+from perfpipe.app.config import build_plan
+from perfpipe.core.hooks.influxdb import InfluxSettings
+from perfpipe.core.k6.command import K6Invocation, build_invocation, run_config, script_for, write_run_config
+from perfpipe.core.k6.command import testid_for as make_testid  # not named test*: pytest would collect it
+from perfpipe.app.targets import k6_blocked_networks
 
 HEADER_SECRET = "tok-unit-9f8e7d6c5b4a"
 INFLUX_SECRET = "influx-pw-1a2b3c4d"

@@ -1,4 +1,4 @@
-"""perfpipe.operators.k6_docker: the k6 container's command, environment and mounts (no Docker daemon)."""
+"""perfpipe.core.operators.k6_docker: the k6 container's command, environment and mounts (no Docker daemon)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from airflow.sdk import DAG
 
-from perfpipe.config import build_plan
-from perfpipe.hooks.influxdb import InfluxDBHook
-from perfpipe.operators.k6_docker import (K6DockerOperator, _exit_code_from, container_invocation, k6_mounts)
+from perfpipe.app.config import build_plan
+from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.core.operators.k6_docker import (K6DockerOperator, _exit_code_from, container_invocation, k6_mounts)
 
 TOKEN = "tok-docker-unit-5e6f7a8b"
 INFLUX_PASSWORD = "influx-docker-pw-1c2d3e"
@@ -242,7 +242,7 @@ def test_exit_code_from_docker_failures():
 
 
 def test_container_paths_are_absolute():
-    from perfpipe.operators import k6_docker
+    from perfpipe.core.operators import k6_docker
 
     for path in (k6_docker.CONTAINER_SCRIPTS, k6_docker.CONTAINER_REPORTS, k6_docker.CONTAINER_USER_SCRIPT_DIR):
         assert Path(path).is_absolute()
@@ -276,7 +276,7 @@ def test_container_output_becomes_k6_log(operator):
 
 
 def test_write_log(tmp_path):
-    from perfpipe.operators.k6_docker import _write_log
+    from perfpipe.core.operators.k6_docker import _write_log
 
     _write_log(tmp_path / "a.log", ["line 1", "line 2"])
     _write_log(tmp_path / "b.log", "only line")

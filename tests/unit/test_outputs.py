@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.config import build_plan, settings, validate_outputs, validate_prometheus
-from perfpipe.errors import InputError
-from perfpipe.hooks.influxdb import influx_settings
-from perfpipe.k6.command import PROMETHEUS_OUTPUT, build_invocation
+from perfpipe.app.config import build_plan, settings, validate_outputs, validate_prometheus
+from perfpipe.core.errors import InputError
+from perfpipe.core.hooks.influxdb import influx_settings
+from perfpipe.core.k6.command import PROMETHEUS_OUTPUT, build_invocation
 
 RW_URL = "http://127.0.0.1:9090/api/v1/write"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -66,7 +66,7 @@ def test_outputs_from_the_environment(api_target, monkeypatch):
 
 
 def test_the_docker_runtime_gets_the_same_outputs(api_target, monkeypatch):
-    from perfpipe.operators.k6_docker import container_invocation
+    from perfpipe.core.operators.k6_docker import container_invocation
 
     monkeypatch.setenv("PERFPIPE_OUTPUTS", "influxdb,prometheus")
     plan = dict(build_plan("load", api_target, "quick"), allowed_addresses=["127.0.0.1"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from perfpipe import pipeline
+from perfpipe.app import pipeline
 
 
 @pytest.mark.parametrize("stage, verdict, include_soak, expected", [

@@ -1,6 +1,6 @@
 """Pool routing: only k6 tasks, by the run's target."""
 
-from perfpipe.pools import INLINE_POOL, pool_for, wanted_pools
+from perfpipe.app.pools import INLINE_POOL, pool_for, wanted_pools
 
 
 def test_k6_tasks_use_their_targets_pool():

@@ -1,4 +1,4 @@
-"""perfpipe.results: count reconciliation, the perf_results point and the k6 summary (no InfluxDB)."""
+"""perfpipe.app.results: count reconciliation, the perf_results point and the k6 summary (no InfluxDB)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from perfpipe.results import (METRIC_FIELDS, RESULTS_MEASUREMENT, read_k6_summary, reconcile, result_point,
+from perfpipe.app.results import (METRIC_FIELDS, RESULTS_MEASUREMENT, read_k6_summary, reconcile, result_point,
                               summary_count, unused_testid)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from perfpipe.config import apply_overrides
-from perfpipe.errors import InputError
-from perfpipe.hooks.influxdb import InfluxSettings
-from perfpipe.k6.command import base_env
-from perfpipe.stage import apply_script_requirements
-from perfpipe.targets import validate_target
+from perfpipe.app.config import apply_overrides
+from perfpipe.core.errors import InputError
+from perfpipe.core.hooks.influxdb import InfluxSettings
+from perfpipe.core.k6.command import base_env
+from perfpipe.app.stage import apply_script_requirements
+from perfpipe.app.targets import validate_target
 
 
 def test_credentials_in_base_url_are_refused():

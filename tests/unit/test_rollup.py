@@ -1,8 +1,8 @@
-"""The pure parts of perfpipe.rollup: bucket alignment, how far the live rollup may go, window sums."""
+"""The pure parts of perfpipe.app.rollup: bucket alignment, how far the live rollup may go, window sums."""
 
 from __future__ import annotations
 
-from perfpipe.rollup import Bucket, align_down, align_up, live_cutoff_ms, summed
+from perfpipe.app.rollup import Bucket, align_down, align_up, live_cutoff_ms, summed
 
 
 def test_buckets_align_to_multiples_of_their_width_like_influxdb_group_by_time():

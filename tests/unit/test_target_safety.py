@@ -9,10 +9,10 @@ import socket
 
 import pytest
 
-from perfpipe.config import build_plan, check_rate_cap, scenario_peak_rate
-from perfpipe.errors import InputError, TargetNotAllowedError
-from perfpipe.k6.command import build_invocation
-from perfpipe.targets import (ANY_PORT, check_target_allowed, check_target_safe, k6_blocked_networks,
+from perfpipe.app.config import build_plan, check_rate_cap, scenario_peak_rate
+from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.core.k6.command import build_invocation
+from perfpipe.app.targets import (ANY_PORT, check_target_allowed, check_target_safe, k6_blocked_networks,
                               parse_allowlist, resolve_target)
 
 REQ = [{"name": "home", "path": "/"}]
@@ -145,8 +145,8 @@ def test_production_must_be_a_boolean(value):
 
 
 def test_shipped_config_is_loopback_only():
-    from perfpipe.config import settings
-    from perfpipe.targets import configured_targets
+    from perfpipe.app.config import settings
+    from perfpipe.app.targets import configured_targets
 
     entries = parse_allowlist(settings()["allowlist"])
     assert all(e.hostname == "localhost" or e.network.subnet_of(ipaddress.ip_network("127.0.0.0/8"))

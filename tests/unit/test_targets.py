@@ -1,4 +1,4 @@
-"""perfpipe.targets: target validation and resolution, header references, allowlist and k6 --blacklist-ip."""
+"""perfpipe.app.targets: target validation and resolution, header references, allowlist and k6 --blacklist-ip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from perfpipe.errors import InputError, TargetNotAllowedError
-from perfpipe.targets import (check_target_allowed, k6_blocked_networks, resolve_header_values, resolve_target,
+from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.app.targets import (check_target_allowed, k6_blocked_networks, resolve_header_values, resolve_target,
                               validate_target)
 
 REQ = [{"name": "home", "path": "/"}]

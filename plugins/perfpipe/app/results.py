@@ -1,0 +1,268 @@
+"""Stage results: metrics for a testid from InfluxDB, reconciled with k6's own counts, stored in perf_results.
+
+One perf_results point per (dag_id, run_id, test_type, target), timestamped with the DAG run's logical date, so a
+rerun of the same date overwrites its point instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
+
+RESULTS_MEASUREMENT = "perf_results"
+# Fields of a perf_results point besides the tags; the CLI JSON and reports read the same names.
+METRIC_FIELDS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests", "vus_max",
+                 "duration_s")
+# Figures of perfpipe.app.analysis (present for their test type only); booleans are stored as 0/1 floats.
+ANALYSIS_FIELDS = (
+    "capacity_vus", "capacity_rps", "breaking_vus", "breaking_rps", "peak_stable_rps", "breaking_at_s",
+    "peak_vus_reached", "broke", "stopped_at_break",
+    "baseline_p95_ms", "spike_p95_ms", "spike_error_rate", "recovery_s", "recovered",
+    "p95_first_ms", "p95_last_ms", "p95_drift_pct", "p95_slope_ms_per_min", "error_rate_drift",
+    "memory_first_mb", "memory_last_mb", "memory_growth_pct", "memory_slope_mb_per_min",
+    "fault_injected", "fault_restored", "recovered_s",
+    "baseline_error_rate", "baseline_rps", "inject_error_rate", "inject_p95_ms", "inject_rps",
+    "recovery_error_rate", "recovery_p95_ms", "recovery_rps")
+# -1 in the score field means "no check was evaluated" (InfluxDB fields cannot be null).
+
+
+def read_k6_summary(path: str | Path) -> dict[str, Any]:
+    """k6 --summary-export JSON; {} when k6 did not write one (crash before the end)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def crossed_thresholds(summary: dict) -> list[str]:
+    """Metrics whose k6 thresholds failed, from --summary-export (`"thresholds": {"rate<0.01": true}` = crossed)."""
+    return sorted(name for name, metric in (summary.get("metrics") or {}).items()
+                  if any((metric.get("thresholds") or {}).values()))
+
+
+def summary_count(summary: dict, metric: str) -> int | None:
+    value = ((summary.get("metrics") or {}).get(metric) or {}).get("count")
+    return int(value) if value is not None else None
+
+
+def _first(hook: InfluxDBHook, query: str, testid: str) -> dict:
+    points = hook.query(query, {"testid": testid})
+    return points[0] if points else {}
+
+
+def summary_aggregates(summary: dict) -> dict[str, float | None]:
+    """k6's own end-of-test aggregates over every sample it measured (--summary-export): the same figures as
+    percentile()/mean()/max() over all of the testid's samples in InfluxDB, computed without reading them back.
+    (k6 interpolates between ranks, InfluxDB takes the nearest rank: they differ by less than one sample step.)
+    A figure the summary lacks (a custom script's summaryTrendStats, a crash) is None."""
+    metrics = summary.get("metrics") or {}
+    duration = metrics.get("http_req_duration") or {}
+
+    def rate(name: str) -> float | None:
+        value = (metrics.get(name) or {}).get("value")
+        return float(value) if value is not None else None
+
+    vus_max = (metrics.get("vus") or {}).get("max")
+    return {"p95": duration.get("p(95)"), "p99": duration.get("p(99)"), "avg": duration.get("avg"),
+            "failed_rate": rate("http_req_failed"), "checks_rate": rate("checks"),
+            "vus_peak": float(vus_max) if vus_max is not None else None}
+
+
+def influx_aggregates(hook: InfluxDBHook, testid: str, wanted: set[str]) -> dict[str, float | None]:
+    """The same figures from the raw samples in InfluxDB (cost grows with the run: only for what k6 lacks)."""
+    found: dict[str, float | None] = {}
+    if wanted & {"p95", "p99", "avg"}:
+        durations = _first(hook, 'SELECT mean("value") AS avg, percentile("value", 95) AS p95, '
+                                 'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
+                           testid)
+        found.update(p95=durations.get("p95"), p99=durations.get("p99"), avg=durations.get("avg"))
+    if "failed_rate" in wanted:
+        found["failed_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" '
+                                            'WHERE "testid" = $testid', testid).get("rate")
+    if "checks_rate" in wanted:
+        found["checks_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid',
+                                      testid).get("rate")
+    if "vus_peak" in wanted:
+        found["vus_peak"] = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid',
+                                   testid).get("peak")
+    return found
+
+
+def collect_metrics(hook: InfluxDBHook, testid: str, summary: dict, duration_s: float | None,
+                    stored_reqs: int, stored_durations: int) -> dict[str, Any]:
+    """Gate metrics for one testid, plus the reconciliation of k6's request count with InfluxDB's samples.
+
+    Latency, error and check figures are k6's exact aggregates over all samples (summary_aggregates) — reading
+    them back from InfluxDB would cost time in proportion to the run's length — and come from InfluxDB's raw
+    samples only where the summary lacks them. The reconciliation compares k6's count with the `http_reqs` and
+    `http_req_duration` samples InfluxDB stored (counted by perfpipe.app.rollup): a gate on data InfluxDB (and so
+    Grafana and the analyses) does not fully hold is never a pass."""
+    aggregates = summary_aggregates(summary)
+    missing = {name for name, value in aggregates.items() if value is None}
+    if missing:
+        aggregates.update(influx_aggregates(hook, testid, missing))
+    expected = summary_count(summary, "http_reqs")
+    stored = min(stored_reqs, stored_durations)
+    if not duration_s:
+        duration_s = None
+    requests = expected if expected is not None else stored_reqs
+    return {
+        "p95_ms": round_or_none(aggregates["p95"]),
+        "p99_ms": round_or_none(aggregates["p99"]),
+        "avg_ms": round_or_none(aggregates["avg"]),
+        "error_rate": round_or_none(aggregates["failed_rate"], 6),
+        "checks_rate": round_or_none(aggregates["checks_rate"], 6),
+        "requests": requests,
+        "rps": round_or_none(requests / duration_s, 3) if duration_s else None,
+        "vus_max": int(aggregates["vus_peak"]) if aggregates["vus_peak"] is not None else None,
+        "duration_s": round_or_none(duration_s, 3),
+        **reconcile(expected, stored),
+    }
+
+
+def collision_allowance(expected: int) -> int:
+    """Samples InfluxDB 1.x may silently merge without any loss of transport.
+
+    k6 stamps a request's samples with one nanosecond time; two VUs finishing the same request in the same
+    nanosecond produce the same series key and timestamp, and InfluxDB keeps only one point (measured on this
+    stack: 4 of 376,959 requests, never more than 2 in one run). Transport loss drops whole push batches (at least
+    a second of samples), always more than this allowance, so it is still caught.
+    """
+    return max(3, expected // 10_000)
+
+
+def reconcile(expected: int | None, stored: int) -> dict[str, Any]:
+    """k6's own request count vs the samples InfluxDB holds for the testid.
+
+    Complete when InfluxDB holds every sample up to the timestamp-collision allowance. More samples than k6
+    counted means another run's samples share the testid; fewer beyond the allowance means samples were lost. An
+    unknown k6 count is incomplete too. Either way the gate's numbers cannot be trusted.
+    """
+    complete = expected is not None and stored <= expected and expected - stored <= collision_allowance(expected)
+    return {"samples_expected": expected, "samples_stored": stored, "metrics_complete": complete}
+
+
+def stored_request_count(hook: InfluxDBHook, testid: str) -> int:
+    """k6 `http_reqs` samples InfluxDB holds for a testid."""
+    return int(_first(hook, 'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
+                      testid).get("n") or 0)
+
+
+def unused_testid(hook: InfluxDBHook, testid: str) -> str:
+    """`testid`, or `testid.rN` when samples already carry it (a cleared task re-run under the same try)."""
+    candidate, rerun = testid, 1
+    while stored_request_count(hook, candidate):
+        rerun += 1
+        candidate = f"{testid}.r{rerun}"
+    return candidate
+
+
+def round_or_none(value: Any, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
+    """The perf_results point of one stage result (see make_stage_result)."""
+    fields: dict[str, Any] = {
+        "verdict": stage["verdict"],
+        "testid": stage["testid"],
+        "metrics_complete": bool(stage["metrics"].get("metrics_complete")),
+        "report": stage.get("report") or "",
+        "checks_json": json.dumps(stage["checks"], sort_keys=True),
+        "profile": stage.get("profile") or "",
+        "score": float(stage["score"]) if stage.get("score") is not None else -1.0,
+        "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else -1),
+    }
+    for key in ("started_at", "ended_at"):  # the load window: for charts, links and overlap checks
+        if stage.get(key):
+            fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(stage[key]).timestamp() * 1000))
+    if stage.get("analysis"):
+        fields["analysis_json"] = json.dumps(stage["analysis"], sort_keys=True, default=str)
+    for name in METRIC_FIELDS + ANALYSIS_FIELDS + ("samples_expected", "samples_stored"):
+        value = stage["metrics"].get(name)
+        if value is not None:
+            # One type per field forever: InfluxDB rejects a float after an int in the same shard.
+            fields[name] = float(value)
+    return {
+        "measurement": RESULTS_MEASUREMENT,
+        "tags": {"test_type": stage["test_type"], "target": stage["target"], "dag_id": stage["dag_id"],
+                 "run_id": stage["run_id"]},
+        "time": int(logical_date.timestamp() * 1000),
+        "fields": fields,
+    }
+
+
+def store_result(hook: InfluxDBHook, stage: dict[str, Any], logical_date: datetime) -> None:
+    """Write the stage's perf_results point, then drop points of other runs for the same logical date.
+
+    Same tags and time as an earlier try -> InfluxDB overwrites the point. A rerun of the date under another run
+    id (a re-trigger) would add a second point: it is removed once the new one is safely written.
+    """
+    point = result_point(stage, logical_date)
+    hook.write([point], time_precision="ms")
+    tags = point["tags"]
+    same_date = hook.query(
+        f'SELECT "verdict", "run_id" FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND '
+        f'"test_type" = $test_type AND "target" = $target AND time = {point["time"]}ms',
+        {"dag_id": tags["dag_id"], "test_type": tags["test_type"], "target": tags["target"]})
+    for stale_run_id in sorted({p["run_id"] for p in same_date} - {tags["run_id"]}):
+        hook.execute(
+            f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = {_quote(tags["dag_id"])} AND '
+            f'"test_type" = {_quote(tags["test_type"])} AND "target" = {_quote(tags["target"])} AND '
+            f'"run_id" = {_quote(stale_run_id)} AND time = {point["time"]}ms')
+
+
+def _quote(value: str) -> str:
+    """An InfluxQL string literal (DELETE takes no bind parameters)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: str, gates: dict[str, dict],
+                    before: datetime) -> dict[str, float | None]:
+    """For each relative check: the median of its metric over the last N passing, complete runs of the same test
+    type, target and profile (a quick run is no baseline for a standard one) with a logical date before `before`
+    (so reruns and backfills compare with the past only)."""
+    import statistics
+
+    baselines: dict[str, float | None] = {}
+    for name, check in gates.items():
+        if "relative" not in check:
+            continue
+        metric = check.get("metric", name)
+        points = hook.query(
+            f'SELECT "{metric}" AS v FROM "{RESULTS_MEASUREMENT}" WHERE "test_type" = $test_type AND '
+            f'"target" = $target AND "profile" = $profile AND ("verdict" = \'pass\' OR "verdict" = \'warn\') AND '
+            f'"metrics_complete" = true AND time < {int(before.timestamp() * 1000)}ms '
+            f'ORDER BY time DESC LIMIT {int(check.get("baseline_runs", 5))}',
+            {"test_type": test_type, "target": target, "profile": profile})
+        values = [float(p["v"]) for p in points if p.get("v") is not None]
+        baselines[name] = statistics.median(values) if values else None
+    return baselines
+
+
+def clear_run_results(hook: InfluxDBHook, dag_id: str, run_id: str, test_type: str | None = None) -> None:
+    """Forget what an earlier execution of this run id recorded (Airflow reuses run ids when a date is rerun), so
+    nothing stale is read as this execution's result. Called once the rerun's input has been validated.
+    Without `test_type`, the whole run: every stage and the pipeline's outcome."""
+    from perfpipe.app.outcomes import PIPELINE_MEASUREMENT
+
+    where = f'"dag_id" = {_quote(dag_id)} AND "run_id" = {_quote(run_id)}'
+    if test_type is not None:
+        hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where} AND "test_type" = {_quote(test_type)}')
+        return
+    hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where}')
+    hook.execute(f'DELETE FROM "{PIPELINE_MEASUREMENT}" WHERE {where}')
+
+
+def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """perf_results points of one DAG run, oldest first, with checks decoded."""
+    points = hook.query(f'SELECT * FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
+                        {"dag_id": dag_id, "run_id": run_id})
+    for point in points:
+        point["checks"] = json.loads(point.pop("checks_json", "[]") or "[]")
+        point["analysis"] = json.loads(point.pop("analysis_json", None) or "{}")
+    return points

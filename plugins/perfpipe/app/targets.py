@@ -1,0 +1,449 @@
+"""Targets (what may be loaded) and the host allowlist that keeps load away from everything else.
+
+A target is a name in config/targets.yaml, a path to a YAML file of the same shape, or an inline mapping (Params).
+Header values that are secrets are references ({env: VAR} or {connection: CONN_ID}) resolved only at run time.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from perfpipe.app.config import read_config_yaml
+from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "max_rps", "production",
+                "gates", "required_capacity", "analysis", "metrics_url", "chaos"}
+_REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def configured_targets() -> dict[str, Any]:
+    data = read_config_yaml("targets.yaml") or {}
+    return data.get("targets") or {}
+
+
+def resolve_target(spec: str | dict) -> dict[str, Any]:
+    """A target name, YAML path or inline mapping -> a validated target (header values still references)."""
+    if isinstance(spec, dict):
+        return validate_target(spec, spec.get("name") or "inline", "target")
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError("target", "give a configured target name, a path to a target YAML file, or a mapping")
+    spec = spec.strip()
+    if spec.endswith((".yaml", ".yml")) or os.sep in spec:
+        return _target_from_file(Path(spec))
+    targets = configured_targets()
+    if spec not in targets:
+        known = ", ".join(sorted(targets)) or "none configured"
+        raise InputError("target", f"unknown target {spec!r} (known: {known}; or pass a path to a YAML file)")
+    return validate_target(targets[spec], spec, f"targets.{spec}")
+
+
+def _target_from_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise InputError("target", f"target file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError("target", f"{path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("targets"), dict):
+        if len(data["targets"]) != 1:
+            raise InputError("target", f"{path} must define exactly one target under 'targets:'")
+        (name, body), = data["targets"].items()
+        return validate_target(body, name, f"{path}:targets.{name}")
+    if not isinstance(data, dict):
+        raise InputError("target", f"{path} must be a mapping with base_url and requests or script")
+    return validate_target(data, data.get("name") or path.stem, str(path))
+
+
+def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InputError(field, "a target must be a mapping with base_url and requests or script")
+    unknown = set(raw) - _TARGET_KEYS
+    if unknown:
+        raise InputError(field, f"unknown keys {sorted(unknown)} (known: {', '.join(sorted(_TARGET_KEYS))})")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InputError(f"{field}.name", f"use letters, digits, '-', '_' or '.', got {name!r}")
+    base_url = raw.get("base_url")
+    if not isinstance(base_url, str) or not base_url:
+        raise InputError(f"{field}.base_url", "missing; e.g. http://127.0.0.1:8090")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"{field}.base_url", f"must be an http(s) URL with a host, got {base_url!r}")
+    if parts.username or parts.password:
+        # It would travel in run configs, XCom and logs: credentials belong in headers with {env|connection}.
+        raise InputError(f"{field}.base_url", "must not contain credentials; use a header with {env: ...} or "
+                                              "{connection: ...} instead")
+    try:
+        parts.port
+    except ValueError:
+        raise InputError(f"{field}.base_url", f"bad port in {base_url!r}") from None
+    target: dict[str, Any] = {"name": name, "base_url": base_url.rstrip("/")}
+    has_requests, has_script = raw.get("requests") is not None, raw.get("script") is not None
+    if has_requests == has_script:
+        raise InputError(field, "give exactly one of 'requests' (no JavaScript needed) or 'script'")
+    if has_requests:
+        target["requests"] = _validate_requests(raw["requests"], f"{field}.requests")
+    else:
+        target["script"] = str(_resolve_script(raw["script"], f"{field}.script"))
+    target["headers"] = _validate_headers(raw.get("headers") or {}, f"{field}.headers")
+    if raw.get("max_vus") is not None:
+        value = raw["max_vus"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{field}.max_vus", f"expected a positive integer, got {value!r}")
+        target["max_vus"] = value
+    if raw.get("max_rps") is not None:
+        value = raw["max_rps"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{field}.max_rps", f"expected a positive integer (requests per second), got {value!r}")
+        target["max_rps"] = value
+    if raw.get("production") is not None:
+        if not isinstance(raw["production"], bool):
+            raise InputError(f"{field}.production", f"expected true or false, got {raw['production']!r}")
+        target["production"] = raw["production"]
+    if raw.get("gates") is not None:
+        target["gates"] = _validate_target_gates(raw["gates"], f"{field}.gates")
+    if raw.get("description"):
+        target["description"] = str(raw["description"])
+    _validate_test_settings(raw, target, field)
+    return target
+
+
+def _validate_test_settings(raw: dict, target: dict, field: str) -> None:
+    """What the stress, soak and chaos analyses need to know about the target."""
+    from perfpipe.app.config import validate_analysis, validate_capacity
+
+    if raw.get("required_capacity") is not None:
+        target["required_capacity"] = validate_capacity(raw["required_capacity"], f"{field}.required_capacity")
+    if raw.get("analysis") is not None:
+        target["analysis"] = validate_analysis(raw["analysis"], f"{field}.analysis")
+    if raw.get("metrics_url") is not None:
+        path = raw["metrics_url"]
+        # A path on the target itself: the allowlist that admits the target admits its metrics endpoint.
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
+            raise InputError(f"{field}.metrics_url", f"expected a path on the target such as /__stats, got {path!r}")
+        target["metrics_url"] = path
+    if raw.get("chaos") is not None:
+        target["chaos"] = _validate_chaos(raw["chaos"], target["name"], f"{field}.chaos")
+
+
+def _validate_chaos(chaos: Any, name: str, field: str) -> dict[str, Any]:
+    """Components and scenarios a chaos test may fault (perfpipe.app.chaos); a scenario may carry its gate tolerance."""
+    from perfpipe.app.chaos.spec import parse_chaos
+
+    if not isinstance(chaos, dict) or not isinstance(chaos.get("scenarios"), dict):
+        raise InputError(field, "expected {components: ..., scenarios: ..., default_scenario: ...}")
+    tolerances = {}
+    scenarios = {}
+    for scenario, spec in chaos["scenarios"].items():
+        spec = dict(spec) if isinstance(spec, dict) else spec
+        if isinstance(spec, dict) and "tolerance" in spec:
+            tolerances[scenario] = _validate_tolerance(spec.pop("tolerance"), f"{field}.scenarios.{scenario}.tolerance")
+        scenarios[scenario] = spec
+    parse_chaos(name, {**chaos, "scenarios": scenarios})
+    clean = copy.deepcopy(chaos)
+    for scenario, tolerance in tolerances.items():
+        clean["scenarios"][scenario]["tolerance"] = tolerance
+    return clean
+
+
+_TOLERANCE_KEYS = ("inject_error_rate", "inject_p95_ms", "recovered_within_s")
+
+
+def _validate_tolerance(tolerance: Any, field: str) -> dict[str, float]:
+    if not isinstance(tolerance, dict) or set(tolerance) - set(_TOLERANCE_KEYS):
+        raise InputError(field, f"expected a mapping with any of {', '.join(_TOLERANCE_KEYS)}, got {tolerance!r}")
+    for key, value in tolerance.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"{field}.{key}", f"expected a number >= 0, got {value!r}")
+    return tolerance
+
+
+def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:
+    """Per-test-type checks of a target, validated now so a typo is refused with its field name."""
+    from perfpipe import TEST_TYPES
+    from perfpipe.app.config import validate_gates
+
+    if not isinstance(gates, dict):
+        raise InputError(field, "expected a mapping of test type -> checks")
+    for test_type, checks in gates.items():
+        if test_type not in TEST_TYPES:
+            raise InputError(f"{field}.{test_type}", f"unknown test type (known: {', '.join(TEST_TYPES)})")
+        validate_gates(checks, f"{field}.{test_type}")
+    return gates
+
+
+def _validate_requests(requests: Any, field: str) -> list[dict]:
+    if not isinstance(requests, list) or not requests:
+        raise InputError(field, "expected a non-empty list of requests")
+    clean = []
+    for index, req in enumerate(requests):
+        where = f"{field}[{index}]"
+        if not isinstance(req, dict):
+            raise InputError(where, "expected a mapping with method and path")
+        unknown = set(req) - _REQUEST_KEYS
+        if unknown:
+            raise InputError(where, f"unknown keys {sorted(unknown)} (known: {', '.join(sorted(_REQUEST_KEYS))})")
+        method = str(req.get("method", "GET")).upper()
+        if method not in HTTP_METHODS:
+            raise InputError(f"{where}.method", f"must be one of {', '.join(HTTP_METHODS)}, got {req.get('method')!r}")
+        path = req.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InputError(f"{where}.path", f"must start with '/', got {path!r}")
+        weight = req.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise InputError(f"{where}.weight", f"must be a positive number, got {weight!r}")
+        expect = req.get("expect_status", 200)
+        expect_list = expect if isinstance(expect, list) else [expect]
+        if not expect_list or not all(isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599
+                                      for s in expect_list):
+            raise InputError(f"{where}.expect_status", f"must be HTTP status codes (100-599), got {expect!r}")
+        name = req.get("name") or f"{method} {path}"
+        if not isinstance(name, str):
+            raise InputError(f"{where}.name", f"must be a string, got {name!r}")
+        body = req.get("body")
+        if body is not None and not isinstance(body, (dict, list, str)):
+            raise InputError(f"{where}.body", "must be a JSON object, list or string")
+        clean.append({"name": name, "method": method, "path": path, "weight": float(weight),
+                      "expect_status": expect_list, "body": body})
+    names = [r["name"] for r in clean]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(field, f"request names must be unique, repeated: {duplicated}")
+    return clean
+
+
+def _resolve_script(script: Any, field: str) -> Path:
+    if not isinstance(script, str) or not script.endswith((".js", ".ts")):
+        raise InputError(field, f"expected a path to a k6 .js script, got {script!r}")
+    candidates = [Path(script)] if os.path.isabs(script) else [PROJECT_ROOT / script, scripts_dir() / script,
+                                                                 Path.cwd() / script]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise InputError(field, f"script {script!r} not found")
+
+
+def _validate_headers(headers: Any, field: str) -> dict[str, Any]:
+    if not isinstance(headers, dict):
+        raise InputError(field, "expected a mapping of header name -> value or {env|connection: ...}")
+    clean: dict[str, Any] = {}
+    for key, value in headers.items():
+        where = f"{field}.{key}"
+        if isinstance(value, str):
+            clean[str(key)] = value
+        elif isinstance(value, dict) and len(set(value) & {"env", "connection"}) == 1 \
+                and not set(value) - {"env", "connection", "prefix"}:
+            clean[str(key)] = {k: str(v) for k, v in value.items()}
+        else:
+            raise InputError(where, "expected a plain string or {env: VAR} / {connection: CONN_ID} "
+                                    "with optional prefix")
+    return clean
+
+
+def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
+    """Header references -> values, at run time only. Secret values are registered with Airflow's masker."""
+    values: dict[str, str] = {}
+    for key, value in headers.items():
+        if isinstance(value, str):
+            values[key] = value
+            continue
+        if "env" in value:
+            secret = os.environ.get(value["env"])
+            if secret is None:
+                raise InputError(f"headers.{key}", f"environment variable {value['env']!r} is not set")
+        else:
+            secret = _connection_password(value["connection"], f"headers.{key}")
+        mask_secret(secret)
+        values[key] = value.get("prefix", "") + secret
+    return values
+
+
+def _connection_password(conn_id: str, field: str) -> str:
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get(conn_id)
+    except Exception as exc:  # Airflow raises its own not-found types across versions
+        raise InputError(field, f"Airflow connection {conn_id!r} not available: {exc}") from None
+    if not conn.password:
+        raise InputError(field, f"Airflow connection {conn_id!r} has no password set")
+    return conn.password
+
+
+def mask_secret(secret: str) -> None:
+    """Register a secret with Airflow's log masker (a no-op outside Airflow)."""
+    try:
+        from airflow.sdk.log import mask_secret as airflow_mask_secret
+    except ImportError:  # outside Airflow there is no task log to mask
+        return
+    airflow_mask_secret(secret)
+
+
+# ---------------------------------------------------------------------------------------------- allowlist
+#
+# An entry is a host name or an address/CIDR, optionally with a port or port range:
+#   127.0.0.0/8        any port            localhost:8090      one port of a named host
+#   127.0.0.1:8090     one port            [::1]:8000-9000     IPv6 needs brackets when a port follows
+#   127.0.0.0/8:8000-9000                  ::1/128             a bare IPv6 address/CIDR means any port
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    network: Network | None  # None: a host name, matched by name
+    hostname: str
+    ports: tuple[int, int]  # inclusive range; (1, 65535) = any port
+
+    def allows_port(self, port: int) -> bool:
+        return self.ports[0] <= port <= self.ports[1]
+
+
+ANY_PORT = (1, 65535)
+
+
+def _parse_ports(text: str, entry: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        ports = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise InputError("allowlist", f"bad port in {entry!r}: expected a port or a range like 8000-9000") from None
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise InputError("allowlist", f"bad port range in {entry!r}: expected 1-65535, low <= high")
+    return ports
+
+
+def _host_entry(host: str, ports: tuple[int, int], entry: str) -> AllowEntry:
+    try:
+        return AllowEntry(ipaddress.ip_network(host, strict=False), "", ports)
+    except ValueError:
+        pass
+    name = host.lower().rstrip(".")
+    if not name or not all(c.isalnum() or c in "-." for c in name):
+        raise InputError("allowlist", f"{entry!r} is neither an address, a network nor a host name")
+    return AllowEntry(None, name, ports)
+
+
+def parse_allowlist(allowlist: list[str]) -> list[AllowEntry]:
+    entries = []
+    for raw in allowlist:
+        entry = str(raw).strip()
+        if entry.startswith("["):  # [v6 address or network]:ports
+            inside, sep, rest = entry[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise InputError("allowlist", f"bad entry {entry!r}: expected [address]:port")
+            entries.append(_host_entry(inside, _parse_ports(rest[1:], entry) if rest else ANY_PORT, entry))
+            continue
+        try:  # a bare address or network, IPv6 included: any port
+            entries.append(AllowEntry(ipaddress.ip_network(entry, strict=False), "", ANY_PORT))
+            continue
+        except ValueError:
+            pass
+        host, sep, ports = entry.rpartition(":")
+        if sep and ":" not in host:
+            entries.append(_host_entry(host, _parse_ports(ports, entry), entry))
+        else:
+            entries.append(_host_entry(entry, ANY_PORT, entry))
+    return entries
+
+
+def _parse_allowlist(allowlist: list[str]) -> tuple[list[Network], set[str]]:
+    """Networks and host names of the allowlist, ports ignored (k6 --blacklist-ip works on addresses only)."""
+    entries = parse_allowlist(allowlist)
+    return [e.network for e in entries if e.network is not None], {e.hostname for e in entries if e.hostname}
+
+
+def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise InputError("target.base_url", f"cannot resolve host {host!r}: {exc}") from None
+    return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
+
+
+def url_host_port(base_url: str) -> tuple[str, int]:
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def check_target_allowed(base_url: str, allowlist: list[str]) -> list[str]:
+    """Refuse a target whose host and port are not allowed; returns the addresses the host resolves to.
+
+    A host is allowed when it is named in the allowlist, or when every address it resolves to lies inside an
+    allowed network (so a hostname cannot smuggle load to an outside address); in both cases the entry must
+    allow the URL's port (80/443 when the URL names none).
+    """
+    host, port = url_host_port(base_url)
+    entries = parse_allowlist(allowlist)
+    addresses = _resolve(host)
+    if any(e.hostname == host and e.allows_port(port) for e in entries):
+        return [str(a) for a in addresses]
+
+    def inside(address, any_port: bool) -> bool:
+        return any(e.network is not None and address.version == e.network.version and address in e.network
+                   and (any_port or e.allows_port(port)) for e in entries)
+
+    outside = [a for a in addresses if not inside(a, any_port=False)]
+    if not addresses or outside:
+        host_known = any(e.hostname == host for e in entries) or (addresses and all(inside(a, True)
+                                                                                     for a in addresses))
+        what = (f"port {port} of host {host!r} is not in the allowlist" if host_known else
+                f"host {host!r} ({', '.join(map(str, outside or addresses))}) is not in the allowlist")
+        raise TargetNotAllowedError(
+            "target.base_url",
+            f"{what} ({', '.join(allowlist)}); no request was sent. Add it to 'allowlist' in config/perfpipe.yaml "
+            f"only if you own it.")
+    return [str(a) for a in addresses]
+
+
+def is_loopback_host(host: str, addresses: list[str]) -> bool:
+    """localhost, or a host whose every address is a loopback address."""
+    return host == "localhost" or (bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses))
+
+
+def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]:
+    """Every target check that needs the network view, before any request: the allowlist (host and port), and
+    `production: true` on any target that is not on this machine's loopback, even an allowlisted one."""
+    addresses = check_target_allowed(target["base_url"], allowlist)
+    host, _ = url_host_port(target["base_url"])
+    if not is_loopback_host(host, addresses) and target.get("production") is not True:
+        # A configured target is fixed in targets.yaml; an inline or file target in the `target` it came from.
+        field = f"targets.{target['name']}" if target["name"] in configured_targets() else "target"
+        raise TargetNotAllowedError(
+            f"{field}.production",
+            f"host {host!r} ({', '.join(addresses)}) is not loopback: set `production: true` on the target to "
+            f"confirm load may be sent there; no request was sent")
+    return addresses
+
+def k6_blocked_networks(allowlist: list[str], allowed_addresses: list[str]) -> list[str]:
+    """Every network outside the allowlist, for k6 --blacklist-ip: a user's script cannot escape it either."""
+    networks, _ = _parse_allowlist(allowlist)
+    networks += [ipaddress.ip_network(a) for a in allowed_addresses]
+    blocked: list[str] = []
+    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
+        remaining = [everything]
+        for allowed in ipaddress.collapse_addresses(n for n in networks if n.version == version):
+            next_remaining = []
+            for net in remaining:
+                if allowed.subnet_of(net):
+                    next_remaining.extend(net.address_exclude(allowed))
+                elif not net.subnet_of(allowed):
+                    next_remaining.append(net)
+            remaining = next_remaining
+        blocked.extend(str(n) for n in ipaddress.collapse_addresses(remaining))
+    return blocked

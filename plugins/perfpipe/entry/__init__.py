@@ -1,0 +1,1 @@
+"""Entry points: the DAG factory (Airflow) and the CLI (local and remote runs)."""

@@ -1,0 +1,276 @@
+"""DAGs built from shared pieces: one `test stage` (validate -> run_k6 -> evaluate -> record -> verdict) per
+test type, used alone by perf_<type> DAGs and composed by the decision-tree pipeline.
+
+Parse-time cost: reads three small YAML files under config/; no network, no database, no k6.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from perfpipe import TEST_TYPES
+from perfpipe.app.config import (EXECUTORS, GATE_METRICS, HARD_MAX_VUS, PROFILES, max_run_seconds, read_config_yaml,
+                             settings)
+
+_TYPES = "|".join(TEST_TYPES)
+_DURATION = {"anyOf": [{"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
+                       {"type": "number", "minimum": 0}]}
+OVERRIDES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Per-run overrides, e.g. {\"vus\": 10, \"duration\": \"30s\", \"thresholds.p95_ms\": 300}. "
+                   "Prefix a key with a test type (\"load.vus\") to scope it.",
+    "propertyNames": {"pattern": rf"^(({_TYPES})\.)?(executor|vus|duration|stages|start_vus|think_time_s|"
+                                 rf"read_ratio|graceful_stop|graceful_ramp_down|"
+                                 rf"thresholds\.({'|'.join(GATE_METRICS)})(\.(op|threshold|warn))?)$"},
+    "patternProperties": {
+        r"(^|\.)executor$": {"enum": list(EXECUTORS)},
+        r"(^|\.)vus$": {"type": "integer", "minimum": 1, "maximum": HARD_MAX_VUS},
+        r"(^|\.)start_vus$": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS},
+        r"(^|\.)(duration|graceful_stop|graceful_ramp_down)$": _DURATION,
+        r"(^|\.)think_time_s$": {"type": "number", "minimum": 0, "maximum": 60},
+        r"(^|\.)read_ratio$": {"type": "number", "minimum": 0, "maximum": 1},
+        r"(^|\.)stages$": {"anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+(\s*,\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+)*\s*$"},
+            {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["duration", "target"], "additionalProperties": False,
+                "properties": {"duration": _DURATION,
+                               "target": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS}}}}]},
+        r"\.op$": {"enum": ["<", "<=", ">", ">="]},
+        r"\.(threshold|warn)$": {"type": "number"},
+        rf"^(({_TYPES})\.)?thresholds\.[a-z0-9_]+$": {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$"},
+                      {"type": "null"},
+                      {"type": "object", "additionalProperties": False,
+                       "properties": {"op": {"enum": ["<", "<=", ">", ">="]}, "threshold": {"type": "number"},
+                                      "warn": {"type": ["number", "null"]}}}]},
+    },
+}
+TARGET_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "An inline target (same shape as an entry of config/targets.yaml); overrides `target`.",
+    "required": ["base_url"],
+    "properties": {"base_url": {"type": "string", "pattern": "^https?://"},
+                   "requests": {"type": "array", "minItems": 1}, "script": {"type": "string"},
+                   "headers": {"type": "object"}, "name": {"type": "string"}},
+}
+
+
+def perf_params(default_profile: str = "standard", default_target: str | None = None) -> dict[str, Param]:
+    """The Params form shared by every perf DAG: validated by JSON schema in the UI, REST API and CLI."""
+    from perfpipe.app.targets import configured_targets
+
+    targets = sorted(configured_targets()) or ["demo"]
+    return {
+        "target": Param(default_target or targets[0], type="string", enum=targets,
+                        description="A target configured in config/targets.yaml"),
+        "inline_target": Param(None, **TARGET_OBJECT_SCHEMA),
+        "profile": Param(default_profile, type="string", enum=list(PROFILES),
+                         description="quick = seconds-long shapes; standard = the full test matrix"),
+        "overrides": Param({}, **OVERRIDES_SCHEMA),
+    }
+
+
+def chaos_scenario_param() -> Param:
+    """perf_chaos and perf_pipeline: which of the target's fault scenarios the chaos test injects."""
+    return Param(None, type=["string", "null"], pattern=r"^[A-Za-z0-9_.-]+$",
+                 description="chaos: the target's fault scenario to inject (e.g. cache_failure, db_failure, "
+                             "network_fault); empty = the target's default_scenario")
+
+
+def logical_date_of(context: dict[str, Any]) -> datetime:
+    dag_run = context["dag_run"]
+    return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
+
+
+def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: bool = True,
+                   first_stage: bool = True):
+    """validate -> run_k6 -> evaluate -> record [-> verdict] for one test type, in the current DAG or TaskGroup.
+
+    Returns (first_task, last_task) so callers can chain stages. The pipeline replaces `verdict` by its gate.
+    """
+
+    @task(task_id="validate")
+    def validate(**context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from perfpipe.core.errors import InputError
+        from perfpipe.core.hooks.influxdb import InfluxDBHook
+        from perfpipe.app.results import clear_run_results
+        from perfpipe.app.stage import prepare_plan
+
+        try:
+            plan = prepare_plan(test_type, dict(context["params"]))
+        except InputError as exc:
+            # Bad input never improves on retry: fail now, before any load, naming the field.
+            raise AirflowFailException(f"refused before any load: {exc}") from None
+        # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
+        clear_run_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"],
+                          None if first_stage else test_type)
+        return plan
+
+    @task(task_id="evaluate")
+    def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.app.stage import evaluate_stage
+
+        return evaluate_stage(plan, run, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                              logical_date=logical_date_of(context))
+
+    @task(task_id="record")
+    def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.app.stage import record_stage
+
+        return record_stage(stage, logical_date_of(context))
+
+    @task(task_id="verdict")
+    def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from perfpipe.app.stage import enforce_verdict
+
+        return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"])
+
+    plan = validate()
+    run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
+    plan >> run_k6
+    recorded = record(evaluate(plan, run_k6.output))
+    final = verdict(recorded) if with_verdict else recorded
+    return plan.operator, final.operator
+
+
+def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = None):
+    conf = settings()
+    runtime = runtime or conf["runtime"]
+    common = {"task_id": "run_k6", "plan_task_id": plan_task_id,
+              "execution_timeout": execution_timeout(test_type), "retries": 0}
+    if runtime == "docker":
+        from perfpipe.core.operators.k6_docker import K6DockerOperator
+
+        return K6DockerOperator(image=conf["docker"]["image"],
+                                network_mode=conf["docker"].get("network_mode", "host"), **common)
+    from perfpipe.core.operators.k6 import K6Operator
+
+    return K6Operator(**common)
+
+
+def execution_timeout(test_type: str) -> timedelta:
+    """Airflow's outer bound (k6 also has its own, tighter limit; plans that would not fit are refused)."""
+    return timedelta(seconds=max_run_seconds(test_type))
+
+
+def schedule_for(test_type: str) -> str | None:
+    return ((read_config_yaml("perfpipe.yaml") or {}).get("schedules") or {}).get(test_type)
+
+
+def build_test_dag(test_type: str) -> DAG:
+    """perf_<test_type>: one test stage, on the schedule configured for the type, triggerable with Params."""
+    if test_type not in TEST_TYPES:
+        raise ValueError(f"unknown test type {test_type!r}")
+    with DAG(
+        dag_id=f"perf_{test_type}",
+        description=f"k6 {test_type} test: validate -> run k6 -> evaluate gates from InfluxDB -> record",
+        schedule=schedule_for(test_type),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        params={**perf_params(), **({"chaos_scenario": chaos_scenario_param()} if test_type == "chaos" else {})},
+        tags=["perfpipe", test_type],
+        doc_md=__doc__,
+        default_args={"owner": "perfpipe", "retries": 0},
+    ) as dag:
+        add_test_stage(test_type)
+    return dag
+
+
+def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
+    """The decision tree as one DAG: each stage's gate reads its result from InfluxDB and picks the next stage
+    or a remediation outcome (see perfpipe.app.pipeline). Remediations fail the run with their evidence."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import TaskGroup
+
+    from perfpipe.app import pipeline
+    params = perf_params()
+    params["chaos_scenario"] = chaos_scenario_param()
+    params["include_soak"] = Param(False, type="boolean", description="run the (long) soak stage before ready")
+    with DAG(
+        dag_id=dag_id,
+        description="smoke -> load -> stress -> spike -> chaos -> (soak) -> ready, gated at every step",
+        schedule=schedule_for("pipeline"),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        params=params,
+        tags=["perfpipe", "pipeline"],
+        doc_md=pipeline.__doc__,
+        default_args={"owner": "perfpipe", "retries": 0},
+    ) as dag:
+        entries, gates = {}, {}
+        for stage in pipeline.STAGES:
+            with TaskGroup(stage):
+                entries[stage], recorded = add_test_stage(stage, with_verdict=False,
+                                                          first_stage=stage == pipeline.STAGES[0])
+            gates[stage] = gate_task(stage)
+            recorded >> gates[stage]
+        outcomes = {name: outcome_task(name) for name in pipeline.OUTCOMES}
+        for stage, gate in gates.items():
+            follower = pipeline.next_stage(stage, include_soak=True)
+            choices = [follower, pipeline.GATES[stage][1]] + ([pipeline.READY] if stage == "chaos" else [])
+            for choice in choices:
+                target_id = pipeline.branch_task_id(stage, choice)
+                if choice in entries:
+                    gate >> entries[choice]
+                elif target_id == choice:
+                    gate >> outcomes[choice]
+                else:
+                    gate >> EmptyOperator(task_id=target_id) >> outcomes[choice]
+        # A teardown: it runs whatever happened and never decides the run's state (the outcomes do).
+        report = pipeline_report_task().as_teardown()
+        list(outcomes.values()) >> report
+    return dag
+
+
+def gate_task(stage: str):
+    from airflow.sdk import task as task_decorator
+
+    from perfpipe.app import pipeline
+    @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{pipeline.GATES[stage][0]}**")
+    def gate(**context: Any) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from perfpipe.core.hooks.influxdb import InfluxDBHook
+        from perfpipe.app.results import read_results
+
+        results = {p["test_type"]: p for p in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
+        try:
+            choice = pipeline.decide(stage, results.get(stage), bool(context["params"].get("include_soak")))
+        except pipeline.InconclusiveStage as exc:
+            raise AirflowFailException(f"infrastructure, not a verdict: {exc}") from None
+        return pipeline.branch_task_id(stage, choice)
+
+    return gate()
+
+
+def outcome_task(outcome: str):
+    from airflow.sdk import TriggerRule
+    from airflow.sdk import task as task_decorator
+
+    @task_decorator(task_id=outcome, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def record_outcome(**context: Any) -> dict[str, Any]:
+        from perfpipe.app.outcomes import conclude
+
+        return conclude(outcome, context["dag"].dag_id, context["run_id"], logical_date_of(context))
+
+    return record_outcome()
+
+
+def pipeline_report_task():
+    from airflow.sdk import TriggerRule
+    from airflow.sdk import task as task_decorator
+
+    @task_decorator(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
+    def report(**context: Any) -> str:
+        from perfpipe.app.report import write_pipeline_report
+
+        return str(write_pipeline_report(context["dag"].dag_id, context["run_id"]))
+
+    return report()
