@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from perfpipe.app.live_status import k6_processes_of_run
-from perfpipe.core.paths import stage_report_dir
+from perfpipe.app.report_paths import stage_report_dir
 
 from conftest import wait_until  # noqa: E402  (tests/ is on sys.path)
 

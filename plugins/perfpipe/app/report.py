@@ -12,7 +12,7 @@ from typing import Any
 
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.app.outcomes import read_conclusion, stage_results
-from perfpipe.core.paths import run_report_dir
+from perfpipe.app.report_paths import run_report_dir
 
 REPORT_FILE = "pipeline-report.html"
 # (title, unit) of the charts, in order.

@@ -19,7 +19,8 @@ from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
-from perfpipe.core.paths import scripts_dir, stage_report_dir
+from perfpipe.app.report_paths import stage_report_dir
+from perfpipe.core.paths import scripts_dir
 from perfpipe.app.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup

@@ -267,7 +267,7 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
         else:
             outcome = conclusion["outcome"]
             exit_code = EXIT_PASSED if outcome == READY else EXIT_GATE_FAILED
-        from perfpipe.core.paths import run_report_dir
+        from perfpipe.app.report_paths import run_report_dir
 
         report = run_report_dir(dag_id, run_id) / REPORT_FILE
         return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
