@@ -20,7 +20,8 @@ from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6In
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
 from perfpipe.core.paths import scripts_dir, stage_report_dir
-from perfpipe.app.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
+from perfpipe.app.measurements import ANALYSIS_FIELDS
+from perfpipe.app.results import (baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup
 from perfpipe.app.targets import check_target_safe, k6_blocked_networks, resolve_header_values, resolve_target
