@@ -167,10 +167,9 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.core.errors import PerfpipeError
     from perfpipe.app.stage import prepare_plan
 
-    from perfpipe.app.pipeline import STAGES
+    from perfpipe.app.pipeline import happy_path
 
-    stages = [args.test_type] if args.test_type != "pipeline" else \
-        [s for s in STAGES if s != "soak" or args.include_soak]
+    stages = [args.test_type] if args.test_type != "pipeline" else happy_path(args.include_soak)
     try:
         params = params_from_args(args)
         # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target.
