@@ -72,9 +72,11 @@ HTTP_REQ_DURATION = _k6("http_req_duration", "request duration in ms: p95/p99/av
 HTTP_REQ_FAILED = _k6("http_req_failed", "1 for a failed request, 0 otherwise: the error rate")
 VUS = _k6("vus", "active VUs, one sample a second: peak VUs and the run's time window")
 CHECKS = _k6("checks", "1 per passed k6 check, 0 per failed one: checks_rate")
+ITERATIONS = _k6("iterations", "one sample per VU iteration (counted by bench/throughput.py)")
 DATA_SENT = _k6("data_sent", "bytes sent (read by Grafana's k6-run dashboard only)")
 DATA_RECEIVED = _k6("data_received", "bytes received (read by Grafana's k6-run dashboard only)")
-K6_MEASUREMENTS = (HTTP_REQS, HTTP_REQ_DURATION, HTTP_REQ_FAILED, VUS, CHECKS, DATA_SENT, DATA_RECEIVED)
+K6_MEASUREMENTS = (HTTP_REQS, HTTP_REQ_DURATION, HTTP_REQ_FAILED, VUS, CHECKS, ITERATIONS, DATA_SENT,
+                   DATA_RECEIVED)
 
 # --- perf_results: one point per stage result (perfpipe.app.results) -------------------------------------------
 
