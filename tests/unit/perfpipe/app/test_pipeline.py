@@ -118,3 +118,7 @@ def test_the_dag_has_no_task_the_table_does_not_declare(dag):
     edges = {b.edge for g in TREE for _, b in g.branches() if b.edge}
     assert set(dag.task_dict) == stage_tasks | gate_tasks | edges | set(pipeline.OUTCOMES) | {"report"}
     assert pipeline.render() in dag.doc_md
+
+
+def test_the_readme_shows_the_table_of_the_code():
+    assert pipeline.render() in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
