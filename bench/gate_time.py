@@ -36,6 +36,7 @@ def _timed(fn, repeats: int, before=None) -> tuple[float, object]:
 
 def query_time_gate(hook, testid: str, bucket_s: int) -> tuple[int, int]:
     """The replaced path: the two reconciliation counts and the analysis buckets straight from the raw samples."""
+    from perfpipe.app.measurements import HTTP_REQ_DURATION, HTTP_REQ_FAILED, HTTP_REQS, VUS
     from perfpipe.core.hooks.influxdb import queries_in_parallel
     from perfpipe.app.rollup import run_window_ms
 
@@ -43,11 +44,11 @@ def query_time_gate(hook, testid: str, bucket_s: int) -> tuple[int, int]:
     where = f'"testid" = $testid AND time >= {start}ms AND time < {end}ms'
     group = f"GROUP BY time({bucket_s}s) fill(none)"
     results = queries_in_parallel(hook, [
-        f'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
-        f'SELECT count("value") AS n FROM "http_req_duration" WHERE "testid" = $testid',
-        f'SELECT count("value") AS n, sum("value") AS failed FROM "http_req_failed" WHERE {where} {group}',
-        f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where} {group}',
-        f'SELECT max("value") AS vus FROM "vus" WHERE {where} {group}'], {"testid": testid})
+        f'SELECT count("value") AS n FROM "{HTTP_REQS}" WHERE "testid" = $testid',
+        f'SELECT count("value") AS n FROM "{HTTP_REQ_DURATION}" WHERE "testid" = $testid',
+        f'SELECT count("value") AS n, sum("value") AS failed FROM "{HTTP_REQ_FAILED}" WHERE {where} {group}',
+        f'SELECT percentile("value", 95) AS p95 FROM "{HTTP_REQ_DURATION}" WHERE {where} {group}',
+        f'SELECT max("value") AS vus FROM "{VUS}" WHERE {where} {group}'], {"testid": testid})
     return int(results[0][0]["n"]), len(results[2])
 
 

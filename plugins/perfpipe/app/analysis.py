@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from perfpipe.app.measurements import HTTP_REQ_DURATION, HTTP_REQ_FAILED, PERF_EVENTS, PERF_TARGET_STATS
 from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
 from perfpipe.app.results import round_or_none
 from perfpipe.app.rollup import Bucket, RolledRun, summed, time_range
 
-EVENTS_MEASUREMENT = "perf_events"
-TARGET_STATS_MEASUREMENT = "perf_target_stats"
+EVENTS_MEASUREMENT, TARGET_STATS_MEASUREMENT = PERF_EVENTS.name, PERF_TARGET_STATS.name  # kept for importers
 # A bucket with fewer requests says nothing about the error rate or p95.
 MIN_BUCKET_REQUESTS = 5
 
@@ -35,8 +35,8 @@ def window_stats(hook: InfluxDBHook, testid: str, start_ms: float, end_ms: float
     where = f'"testid" = $testid AND {time_range(start_ms, end_ms)}'
     params = {"testid": testid}
     failed, p95 = queries_in_parallel(hook, [
-        f'SELECT count("value") AS n, mean("value") AS rate FROM "http_req_failed" WHERE {where}',
-        f'SELECT percentile("value", 95) AS p95 FROM "http_req_duration" WHERE {where}'], params)
+        f'SELECT count("value") AS n, mean("value") AS rate FROM "{HTTP_REQ_FAILED}" WHERE {where}',
+        f'SELECT percentile("value", 95) AS p95 FROM "{HTTP_REQ_DURATION}" WHERE {where}'], params)
     requests = int(failed[0].get("n") or 0) if failed else 0
     seconds = max((end_ms - start_ms) / 1000, 1e-9)
     return {
@@ -242,13 +242,13 @@ def _soak(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, 
 
 
 def _memory_points(hook: InfluxDBHook, testid: str) -> list[tuple[float, float]]:
-    points = hook.query(f'SELECT "rss_mb" FROM "{TARGET_STATS_MEASUREMENT}" WHERE "testid" = $testid',
+    points = hook.query(f'SELECT "rss_mb" FROM "{PERF_TARGET_STATS}" WHERE "testid" = $testid',
                         {"testid": testid})
     return [(p["time"] / 1000, float(p["rss_mb"])) for p in points if p.get("rss_mb") is not None]
 
 
 def read_events(hook: InfluxDBHook, testid: str) -> list[dict]:
-    return hook.query(f'SELECT * FROM "{EVENTS_MEASUREMENT}" WHERE "testid" = $testid', {"testid": testid})
+    return hook.query(f'SELECT * FROM "{PERF_EVENTS}" WHERE "testid" = $testid', {"testid": testid})
 
 
 def _chaos(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:

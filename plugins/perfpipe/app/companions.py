@@ -15,6 +15,7 @@ import time
 import urllib.request
 from typing import Any
 
+from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class _Companion(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.plan, self.testid = plan, testid
         self.stopping = threading.Event()
-        self.tags = {"testid": testid, "test_type": plan["test_type"], "target": plan["target"]["name"]}
+        self.tags = {TESTID: testid, TEST_TYPE: plan["test_type"], TARGET: plan["target"]["name"]}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -72,15 +73,13 @@ class MemorySampler(_Companion):
         self.samples = 0
 
     def run(self) -> None:
-        from perfpipe.app.analysis import TARGET_STATS_MEASUREMENT  # late: DAG files import the operators
-
         hook = InfluxDBHook(timeout_s=5)
         failures = 0
         while not self.stopping.is_set():
             try:
                 with self.opener.open(self.url, timeout=2) as response:
                     rss = float(json.loads(response.read(1 << 20))["rss_bytes"])
-                hook.write([{"measurement": TARGET_STATS_MEASUREMENT, "tags": self.tags,
+                hook.write([{"measurement": PERF_TARGET_STATS.name, "tags": self.tags,
                              "time": int(time.time() * 1000), "fields": {"rss_mb": rss / 2**20}}])
                 self.samples += 1
             except Exception as exc:  # a busy or faulted target may not answer: a gap, not a failed run
@@ -132,7 +131,7 @@ def load_start(hook: InfluxDBHook, testid: str, stopping: threading.Event, who: 
     deadline = time.monotonic() + LOAD_START_TIMEOUT_S
     while not stopping.is_set() and time.monotonic() < deadline:
         try:
-            first = hook.query('SELECT first("value") FROM "vus" WHERE "testid" = $testid', {"testid": testid})
+            first = hook.query(f'SELECT first("value") FROM "{VUS}" WHERE "testid" = $testid', {"testid": testid})
         except Exception as exc:
             log.warning("%s: cannot read the load start from InfluxDB: %s", who, exc)
             first = []
@@ -211,8 +210,6 @@ class ChaosController(_Companion):
 
     def record_event(self, event: dict[str, Any]) -> None:
         """An injection/restore event as a perf_events point (Grafana annotations, phase boundaries)."""
-        from perfpipe.app.analysis import EVENTS_MEASUREMENT
-
         kind = str(event.get("event"))
         log.info("chaos event %s: %s", kind, json.dumps(event, default=str))
         fields = {"text": f"{self.chaos['scenario']}: {kind} {self.chaos['action']} on {self.chaos['component']}"
@@ -220,7 +217,7 @@ class ChaosController(_Companion):
                   "component": self.chaos["component"], "action": self.chaos["action"],
                   "ok": bool(event.get("ok", True))}
         try:
-            self.hook.write([{"measurement": EVENTS_MEASUREMENT, "tags": {**self.tags, "scenario":
+            self.hook.write([{"measurement": PERF_EVENTS.name, "tags": {**self.tags, "scenario":
                                                                           self.chaos["scenario"], "event": kind},
                               "time": int(float(event.get("time") or time.time()) * 1000), "fields": fields}])
         except Exception:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfpipe.app.measurements import HTTP_REQ_FAILED, HTTP_REQS, K6_TAGS, VUS
+
 TESTID_TAG = "testid="
 # What may follow `<dag_id>:<run_id>:` in a testid: the try and, for a cleared re-run, `.r<N>`.
 _TRY_SUFFIX = re.compile(r"try\d+(\.r\d+)?")
@@ -142,12 +144,12 @@ def stop_local(dag_id: str, run_id: str, wait_s: float = 40, log=print) -> list[
 def live_queries(active_s: int = ACTIVE_WINDOW_S, window_s: int = RATE_WINDOW_S) -> list[str]:
     """One InfluxQL request, four statements, each bounded in time and grouped by the run's tags."""
     active_s, window_s = min(active_s, QUERY_BOUND_S), min(window_s, QUERY_BOUND_S)  # never an unbounded scan
-    group = 'GROUP BY "testid", "test_type", "target"'
+    group = 'GROUP BY ' + ', '.join(f'"{tag}"' for tag in K6_TAGS)
     return [
-        f'SELECT count("value") AS n FROM "http_reqs" WHERE time >= now() - {active_s}s {group}',
-        f'SELECT max("value") AS vus FROM "vus" WHERE time >= now() - {window_s}s {group}',
-        f'SELECT count("value") AS n FROM "http_reqs" WHERE time >= now() - {window_s}s {group}',
-        f'SELECT mean("value") AS rate FROM "http_req_failed" WHERE time >= now() - {window_s}s {group}',
+        f'SELECT count("value") AS n FROM "{HTTP_REQS}" WHERE time >= now() - {active_s}s {group}',
+        f'SELECT max("value") AS vus FROM "{VUS}" WHERE time >= now() - {window_s}s {group}',
+        f'SELECT count("value") AS n FROM "{HTTP_REQS}" WHERE time >= now() - {window_s}s {group}',
+        f'SELECT mean("value") AS rate FROM "{HTTP_REQ_FAILED}" WHERE time >= now() - {window_s}s {group}',
     ]
 
 

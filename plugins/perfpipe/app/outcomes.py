@@ -1,24 +1,28 @@
-"""A pipeline run's conclusion: the decision path, the outcome and its evidence, stored in InfluxDB.
+"""What a run comes to: a pipeline run's conclusion (the decision path, the outcome and its evidence, stored in
+InfluxDB) and, for any run read back, its outcome and whether the system passed (the CLI's exit code).
 
-Measurement `perf_pipeline`: one point per pipeline run (tags dag_id, run_id, target; time = logical date) with
-fields outcome, path, explanation and evidence_json, so a rerun of the date replaces it.
+Measurement `perf_pipeline` (perfpipe.app.measurements.PERF_PIPELINE): one point per pipeline run (tags dag_id,
+run_id, target; time = logical date) with fields outcome, path, explanation and evidence_json, so a rerun of the
+date replaces it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from perfpipe.app import pipeline
-from perfpipe.app.gates import FAIL
-from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
+from perfpipe.app.measurements import PATH_SEPARATOR, PERF_PIPELINE
 from perfpipe.app.results import read_results
+from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
 
-PIPELINE_MEASUREMENT = "perf_pipeline"
+PIPELINE_MEASUREMENT = PERF_PIPELINE.name  # kept for importers
 
 
 def stage_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -42,14 +46,14 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
         "evidence": pipeline.evidence(failed) if failed else [],
     }
     hook.write([{
-        "measurement": PIPELINE_MEASUREMENT,
+        "measurement": PERF_PIPELINE.name,
         "tags": {"dag_id": dag_id, "run_id": run_id, "target": conclusion["target"]},
         "time": int(logical_date.timestamp() * 1000),
-        "fields": {"outcome": outcome, "path": " -> ".join(conclusion["path"]),
+        "fields": {"outcome": outcome, "path": PATH_SEPARATOR.join(conclusion["path"]),
                    "explanation": conclusion["explanation"],
                    "evidence_json": json.dumps(conclusion["evidence"], sort_keys=True)},
     }], time_precision="ms")
-    log.info("decision path: %s", " -> ".join(conclusion["path"]))
+    log.info("decision path: %s", PATH_SEPARATOR.join(conclusion["path"]))
     log.info("outcome %s: %s", outcome.upper(), conclusion["explanation"])
     if outcome != pipeline.READY:
         from airflow.sdk.exceptions import AirflowFailException
@@ -59,10 +63,39 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
 
 
 def read_conclusion(hook: InfluxDBHook, dag_id: str, run_id: str) -> dict[str, Any] | None:
-    points = hook.query(f'SELECT * FROM "{PIPELINE_MEASUREMENT}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
+    points = hook.query(f'SELECT * FROM "{PERF_PIPELINE}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
                         {"dag_id": dag_id, "run_id": run_id})
     if not points:
         return None
     point = points[-1]
-    return {"outcome": point["outcome"], "path": point["path"].split(" -> "), "target": point.get("target"),
+    return {"outcome": point["outcome"], "path": point["path"].split(PATH_SEPARATOR), "target": point.get("target"),
             "explanation": point.get("explanation"), "evidence": json.loads(point.get("evidence_json") or "[]")}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run read back. `passed`: True every gate passed (warn counts as passed), False a gate failed,
+    None no verdict on the system (an infrastructure error, metrics too incomplete to judge, a stopped run)."""
+
+    outcome: str
+    passed: bool | None
+
+
+def stages_outcome(verdicts: list[str], expected_stages: int) -> RunOutcome:
+    """A run of one or more test stages (no decision tree) from the verdicts of the stages that recorded one."""
+    if FAIL in verdicts:
+        return RunOutcome("failed", False)
+    if len(verdicts) < expected_stages:
+        return RunOutcome("error", None)  # a stage never produced a result: infrastructure
+    if ABORTED in verdicts:
+        return RunOutcome("aborted", None)  # stopped before the end: no verdict on the system
+    if all(v in (PASS, WARN) for v in verdicts):
+        return RunOutcome("passed_with_warnings" if WARN in verdicts else "passed", True)
+    return RunOutcome("inconclusive", None)
+
+
+def pipeline_outcome(conclusion: dict[str, Any] | None, verdicts: list[str]) -> RunOutcome:
+    """A pipeline run from its recorded conclusion (see conclude); without one, no outcome was reached."""
+    if conclusion is None:  # stopped from outside, or an infrastructure error
+        return RunOutcome("aborted" if ABORTED in verdicts else "error", None)
+    return RunOutcome(conclusion["outcome"], conclusion["outcome"] == pipeline.READY)

@@ -1,35 +1,23 @@
 """The decision tree: which stage follows which, and which remediation a failed gate leads to.
 
-    smoke passed?             -> load    | fix_issues
-    performance targets met?  -> stress  | optimize_system
-    breaking point ok?        -> spike   | scale_system
-    spike resilient?          -> chaos   | improve_failover
-    resilience validated?     -> soak (if include_soak) or ready_to_deploy | improve_failover
-    no degradation over time? -> ready_to_deploy | optimize_system
+TREE below is the one declaration: one row per stage with the question its gate answers, where a yes leads
+(the first branch whose run param holds: chaos -> soak with include_soak, else ready_to_deploy) and the
+remediation outcome a no leads to, with the edge task in between where several gates share an outcome.
+decide(), next_stage(), branch_task_id() and the pipeline DAG (perfpipe.entry.dag_factory.build_pipeline_dag)
+are derived from it; render() prints it (the DAG's docs and dags/perf_pipeline.py show that).
 
-Pure logic over perf_results points; the DAG wiring lives in perfpipe.entry.dag_factory.
+Pure logic over perf_results points.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from perfpipe.app.gates import FAIL, PASS, WARN, describe_failures
 
 READY = "ready_to_deploy"
 FIX_ISSUES, OPTIMIZE, SCALE, IMPROVE_FAILOVER = "fix_issues", "optimize_system", "scale_system", "improve_failover"
-OUTCOMES = (READY, FIX_ISSUES, OPTIMIZE, SCALE, IMPROVE_FAILOVER)
-STAGES = ("smoke", "load", "stress", "spike", "chaos", "soak")
-
-# stage -> (question its gate answers, remediation when the answer is no)
-GATES: dict[str, tuple[str, str]] = {
-    "smoke": ("smoke passed?", FIX_ISSUES),
-    "load": ("performance targets met?", OPTIMIZE),
-    "stress": ("breaking point acceptable?", SCALE),
-    "spike": ("recovers from a spike?", IMPROVE_FAILOVER),
-    "chaos": ("resilience validated?", IMPROVE_FAILOVER),
-    "soak": ("stable over time?", OPTIMIZE),
-}
 REMEDIATION_ADVICE = {
     FIX_ISSUES: "Fix the failing endpoints before any load test: the smoke test found errors at minimal load.",
     OPTIMIZE: "Optimize the system: it misses its performance targets at the expected load.",
@@ -37,18 +25,84 @@ REMEDIATION_ADVICE = {
     IMPROVE_FAILOVER: "Improve failover and recovery: the system does not absorb spikes or faults.",
     READY: "All gates passed: ready to deploy.",
 }
+INCLUDE_SOAK = "include_soak"  # the pipeline's boolean run param that adds the (long) soak stage
 
 
-# Named edges into outcomes that several gates lead to. Airflow does not skip a branch's child that is also
-# reachable from the chosen branch, so a shared outcome sits behind one edge task per gate.
-EDGES: dict[tuple[str, str], str] = {
-    ("load", OPTIMIZE): "load_targets_missed",
-    ("soak", OPTIMIZE): "soak_degraded",
-    ("spike", IMPROVE_FAILOVER): "spike_not_resilient",
-    ("chaos", IMPROVE_FAILOVER): "chaos_not_resilient",
-    ("chaos", READY): "chaos_resilient",
-    ("soak", READY): "soak_stable",
-}
+@dataclass(frozen=True)
+class Branch:
+    """Where a gate's answer leads: a stage, ready_to_deploy or a remediation outcome.
+
+    `edge`: the task between the gate and an outcome several gates lead to (Airflow does not skip a branch's child
+    that is also reachable from the chosen branch, so a shared outcome sits behind one edge task per gate).
+    `when`: a boolean run param that must be true for this branch to be taken (else the next branch is)."""
+
+    to: str
+    edge: str | None = None
+    when: str | None = None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One row of the tree: a stage, the question its gate answers, the yes branches (first that holds) and the no."""
+
+    stage: str
+    question: str
+    yes: tuple[Branch, ...]
+    no: Branch
+
+    def answer(self, passed: bool, flags: Mapping[str, bool]) -> Branch:
+        if not passed:
+            return self.no
+        return next(b for b in self.yes if b.when is None or flags.get(b.when))
+
+    def branches(self) -> list[tuple[str, Branch]]:
+        """Every branch with its edge label ("yes", "yes if include_soak", "no"), for the DAG and the docs."""
+        labels, conditional = [], False
+        for branch in self.yes:
+            labels.append((f"yes if {branch.when}" if branch.when else "yes, otherwise" if conditional else "yes",
+                           branch))
+            conditional = conditional or branch.when is not None
+        return labels + [("no", self.no)]
+
+
+TREE: tuple[Gate, ...] = (
+    #     stage     question                      yes: where a passed gate leads                  no: remediation
+    Gate("smoke",  "smoke passed?",              (Branch("load"),),                              Branch(FIX_ISSUES)),
+    Gate("load",   "performance targets met?",   (Branch("stress"),),
+         Branch(OPTIMIZE, edge="load_targets_missed")),
+    Gate("stress", "breaking point acceptable?", (Branch("spike"),),                             Branch(SCALE)),
+    Gate("spike",  "recovers from a spike?",     (Branch("chaos"),),
+         Branch(IMPROVE_FAILOVER, edge="spike_not_resilient")),
+    Gate("chaos",  "resilience validated?",      (Branch("soak", when=INCLUDE_SOAK),
+                                                  Branch(READY, edge="chaos_resilient")),
+         Branch(IMPROVE_FAILOVER, edge="chaos_not_resilient")),
+    Gate("soak",   "stable over time?",          (Branch(READY, edge="soak_stable"),),
+         Branch(OPTIMIZE, edge="soak_degraded")),
+)
+GATES: dict[str, Gate] = {gate.stage: gate for gate in TREE}
+STAGES = tuple(GATES)
+OUTCOMES = (READY, FIX_ISSUES, OPTIMIZE, SCALE, IMPROVE_FAILOVER)
+
+
+def render() -> str:
+    """The tree as text, one line per branch: what the DAG's docs and dags/perf_pipeline.py show."""
+    lines = []
+    for gate in TREE:
+        for label, branch in gate.branches():
+            head = f"{gate.stage + ':':8}{gate.question:28}" if label.startswith("yes") and branch is gate.yes[0] \
+                else " " * 36
+            via = f"  (via {branch.edge})" if branch.edge else ""
+            lines.append(f"{head}{label:20} -> {branch.to}{via}")
+    return "\n".join(lines)
+
+
+def happy_path(include_soak: bool) -> list[str]:
+    """The stages a run goes through when every gate passes."""
+    stages, stage = [], STAGES[0]
+    while stage in GATES:
+        stages.append(stage)
+        stage = next_stage(stage, include_soak)
+    return stages
 
 
 class InconclusiveStage(Exception):
@@ -57,9 +111,7 @@ class InconclusiveStage(Exception):
 
 def next_stage(stage: str, include_soak: bool) -> str:
     """The stage (or ready_to_deploy) that follows a passed gate."""
-    order = [s for s in STAGES if s != "soak" or include_soak]
-    index = order.index(stage)
-    return order[index + 1] if index + 1 < len(order) else READY
+    return GATES[stage].answer(True, {INCLUDE_SOAK: include_soak}).to
 
 
 def decide(stage: str, result: dict[str, Any] | None, include_soak: bool) -> str:
@@ -67,19 +119,25 @@ def decide(stage: str, result: dict[str, Any] | None, include_soak: bool) -> str
     if result is None:
         raise InconclusiveStage(f"{stage}: no perf_results point was recorded for this run")
     verdict = result.get("verdict")
-    if verdict in (PASS, WARN):
-        return next_stage(stage, include_soak)
-    if verdict == FAIL:
-        return GATES[stage][1]
+    if verdict in (PASS, WARN, FAIL):
+        return GATES[stage].answer(verdict != FAIL, {INCLUDE_SOAK: include_soak}).to
     raise InconclusiveStage(f"{stage}: verdict {verdict!r} (metrics_complete={result.get('metrics_complete')}, "
                             f"{result.get('samples_stored')} of {result.get('samples_expected')} samples stored)")
 
 
+def task_id_of(branch: Branch) -> str:
+    """The task a branch starts at: a stage's first task, the edge task or the outcome."""
+    if branch.to in GATES:
+        return f"{branch.to}.validate"
+    return branch.edge or branch.to
+
+
 def branch_task_id(stage: str, choice: str) -> str:
-    """The task a gate follows for a decision: a stage's first task, an edge task or an outcome."""
-    if choice in STAGES:
-        return f"{choice}.validate"
-    return EDGES.get((stage, choice), choice)
+    """The task a gate follows for a decision (see decide)."""
+    for _, branch in GATES[stage].branches():
+        if branch.to == choice:
+            return task_id_of(branch)
+    raise ValueError(f"{stage} gate: no branch leads to {choice!r}")
 
 
 def evidence(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -92,7 +92,7 @@ def stage_section(hook: InfluxDBHook, stage: dict[str, Any], report_dir: Path) -
 
 def analysis_section(stage: dict[str, Any]) -> str:
     """The test type's own figures (breaking point, recovery, drift, chaos phases)."""
-    from perfpipe.app.results import ANALYSIS_FIELDS
+    from perfpipe.app.measurements import ANALYSIS_FIELDS
 
     figures = " · ".join(f"{name} <b>{_cell(stage[name])}</b>" for name in ANALYSIS_FIELDS
                          if stage.get(name) is not None)

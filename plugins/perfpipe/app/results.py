@@ -11,23 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perfpipe.app.measurements import (ANALYSIS_FIELDS, CHECKS, HTTP_REQ_DURATION, HTTP_REQ_FAILED, HTTP_REQS,
+                                       METRIC_FIELDS, NO_EXIT_CODE, NO_SCORE, NUMERIC_RESULT_FIELDS, PERF_PIPELINE,
+                                       PERF_RESULTS, VUS)
 from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
 
-RESULTS_MEASUREMENT = "perf_results"
-# Fields of a perf_results point besides the tags; the CLI JSON and reports read the same names.
-METRIC_FIELDS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests", "vus_max",
-                 "duration_s")
-# Figures of perfpipe.app.analysis (present for their test type only); booleans are stored as 0/1 floats.
-ANALYSIS_FIELDS = (
-    "capacity_vus", "capacity_rps", "breaking_vus", "breaking_rps", "peak_stable_rps", "breaking_at_s",
-    "peak_vus_reached", "broke", "stopped_at_break",
-    "baseline_p95_ms", "spike_p95_ms", "spike_error_rate", "recovery_s", "recovered",
-    "p95_first_ms", "p95_last_ms", "p95_drift_pct", "p95_slope_ms_per_min", "error_rate_drift",
-    "memory_first_mb", "memory_last_mb", "memory_growth_pct", "memory_slope_mb_per_min",
-    "fault_injected", "fault_restored", "recovered_s",
-    "baseline_error_rate", "baseline_rps", "inject_error_rate", "inject_p95_ms", "inject_rps",
-    "recovery_error_rate", "recovery_p95_ms", "recovery_rps")
-# -1 in the score field means "no check was evaluated" (InfluxDB fields cannot be null).
+RESULTS_MEASUREMENT = PERF_RESULTS.name  # kept for importers; the schema is perfpipe.app.measurements
 
 
 def read_k6_summary(path: str | Path) -> dict[str, Any]:
@@ -77,17 +66,17 @@ def influx_aggregates(hook: InfluxDBHook, testid: str, wanted: set[str]) -> dict
     found: dict[str, float | None] = {}
     if wanted & {"p95", "p99", "avg"}:
         durations = _first(hook, 'SELECT mean("value") AS avg, percentile("value", 95) AS p95, '
-                                 'percentile("value", 99) AS p99 FROM "http_req_duration" WHERE "testid" = $testid',
+                                 f'percentile("value", 99) AS p99 FROM "{HTTP_REQ_DURATION}" WHERE "testid" = $testid',
                            testid)
         found.update(p95=durations.get("p95"), p99=durations.get("p99"), avg=durations.get("avg"))
     if "failed_rate" in wanted:
-        found["failed_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "http_req_failed" '
+        found["failed_rate"] = _first(hook, f'SELECT mean("value") AS rate FROM "{HTTP_REQ_FAILED}" '
                                             'WHERE "testid" = $testid', testid).get("rate")
     if "checks_rate" in wanted:
-        found["checks_rate"] = _first(hook, 'SELECT mean("value") AS rate FROM "checks" WHERE "testid" = $testid',
+        found["checks_rate"] = _first(hook, f'SELECT mean("value") AS rate FROM "{CHECKS}" WHERE "testid" = $testid',
                                       testid).get("rate")
     if "vus_peak" in wanted:
-        found["vus_peak"] = _first(hook, 'SELECT max("value") AS peak FROM "vus" WHERE "testid" = $testid',
+        found["vus_peak"] = _first(hook, f'SELECT max("value") AS peak FROM "{VUS}" WHERE "testid" = $testid',
                                    testid).get("peak")
     return found
 
@@ -148,7 +137,7 @@ def reconcile(expected: int | None, stored: int) -> dict[str, Any]:
 
 def stored_request_count(hook: InfluxDBHook, testid: str) -> int:
     """k6 `http_reqs` samples InfluxDB holds for a testid."""
-    return int(_first(hook, 'SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $testid',
+    return int(_first(hook, f'SELECT count("value") AS n FROM "{HTTP_REQS}" WHERE "testid" = $testid',
                       testid).get("n") or 0)
 
 
@@ -174,21 +163,21 @@ def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any
         "report": stage.get("report") or "",
         "checks_json": json.dumps(stage["checks"], sort_keys=True),
         "profile": stage.get("profile") or "",
-        "score": float(stage["score"]) if stage.get("score") is not None else -1.0,
-        "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else -1),
+        "score": float(stage["score"]) if stage.get("score") is not None else NO_SCORE,
+        "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else NO_EXIT_CODE),
     }
     for key in ("started_at", "ended_at"):  # the load window: for charts, links and overlap checks
         if stage.get(key):
             fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(stage[key]).timestamp() * 1000))
     if stage.get("analysis"):
         fields["analysis_json"] = json.dumps(stage["analysis"], sort_keys=True, default=str)
-    for name in METRIC_FIELDS + ANALYSIS_FIELDS + ("samples_expected", "samples_stored"):
+    for name in NUMERIC_RESULT_FIELDS:
         value = stage["metrics"].get(name)
         if value is not None:
             # One type per field forever: InfluxDB rejects a float after an int in the same shard.
             fields[name] = float(value)
     return {
-        "measurement": RESULTS_MEASUREMENT,
+        "measurement": PERF_RESULTS.name,
         "tags": {"test_type": stage["test_type"], "target": stage["target"], "dag_id": stage["dag_id"],
                  "run_id": stage["run_id"]},
         "time": int(logical_date.timestamp() * 1000),
@@ -206,12 +195,12 @@ def store_result(hook: InfluxDBHook, stage: dict[str, Any], logical_date: dateti
     hook.write([point], time_precision="ms")
     tags = point["tags"]
     same_date = hook.query(
-        f'SELECT "verdict", "run_id" FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND '
+        f'SELECT "verdict", "run_id" FROM "{PERF_RESULTS}" WHERE "dag_id" = $dag_id AND '
         f'"test_type" = $test_type AND "target" = $target AND time = {point["time"]}ms',
         {"dag_id": tags["dag_id"], "test_type": tags["test_type"], "target": tags["target"]})
     for stale_run_id in sorted({p["run_id"] for p in same_date} - {tags["run_id"]}):
         hook.execute(
-            f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = {_quote(tags["dag_id"])} AND '
+            f'DELETE FROM "{PERF_RESULTS}" WHERE "dag_id" = {_quote(tags["dag_id"])} AND '
             f'"test_type" = {_quote(tags["test_type"])} AND "target" = {_quote(tags["target"])} AND '
             f'"run_id" = {_quote(stale_run_id)} AND time = {point["time"]}ms')
 
@@ -234,7 +223,7 @@ def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: st
             continue
         metric = check.get("metric", name)
         points = hook.query(
-            f'SELECT "{metric}" AS v FROM "{RESULTS_MEASUREMENT}" WHERE "test_type" = $test_type AND '
+            f'SELECT "{metric}" AS v FROM "{PERF_RESULTS}" WHERE "test_type" = $test_type AND '
             f'"target" = $target AND "profile" = $profile AND ("verdict" = \'pass\' OR "verdict" = \'warn\') AND '
             f'"metrics_complete" = true AND time < {int(before.timestamp() * 1000)}ms '
             f'ORDER BY time DESC LIMIT {int(check.get("baseline_runs", 5))}',
@@ -248,19 +237,17 @@ def clear_run_results(hook: InfluxDBHook, dag_id: str, run_id: str, test_type: s
     """Forget what an earlier execution of this run id recorded (Airflow reuses run ids when a date is rerun), so
     nothing stale is read as this execution's result. Called once the rerun's input has been validated.
     Without `test_type`, the whole run: every stage and the pipeline's outcome."""
-    from perfpipe.app.outcomes import PIPELINE_MEASUREMENT
-
     where = f'"dag_id" = {_quote(dag_id)} AND "run_id" = {_quote(run_id)}'
     if test_type is not None:
-        hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where} AND "test_type" = {_quote(test_type)}')
+        hook.execute(f'DELETE FROM "{PERF_RESULTS}" WHERE {where} AND "test_type" = {_quote(test_type)}')
         return
-    hook.execute(f'DELETE FROM "{RESULTS_MEASUREMENT}" WHERE {where}')
-    hook.execute(f'DELETE FROM "{PIPELINE_MEASUREMENT}" WHERE {where}')
+    hook.execute(f'DELETE FROM "{PERF_RESULTS}" WHERE {where}')
+    hook.execute(f'DELETE FROM "{PERF_PIPELINE}" WHERE {where}')
 
 
 def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """perf_results points of one DAG run, oldest first, with checks decoded."""
-    points = hook.query(f'SELECT * FROM "{RESULTS_MEASUREMENT}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
+    points = hook.query(f'SELECT * FROM "{PERF_RESULTS}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
                         {"dag_id": dag_id, "run_id": run_id})
     for point in points:
         point["checks"] = json.loads(point.pop("checks_json", "[]") or "[]")

@@ -22,13 +22,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from perfpipe.app.measurements import HTTP_REQ_DURATION, HTTP_REQ_FAILED, HTTP_REQS, PERF_ROLLUP, PERF_ROLLUP_STATE, VUS
 from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
 from perfpipe.app.results import reconcile, round_or_none
 
 log = logging.getLogger(__name__)
 
-ROLLUP_MEASUREMENT = "perf_rollup"
-STATE_MEASUREMENT = "perf_rollup_state"
+ROLLUP_MEASUREMENT, STATE_MEASUREMENT = PERF_ROLLUP.name, PERF_ROLLUP_STATE.name  # kept for importers
 MAX_BUCKETS = 600
 # How far behind the newest stored `vus` sample the live rollup stays: k6 pushes every second with a few writes in
 # flight, so samples older than this have all arrived unless InfluxDB is struggling (then see complete_rollup).
@@ -104,28 +104,28 @@ def roll(hook: InfluxDBHook, testid: str, start_ms: int, end_ms: int, bucket_s: 
     if end_ms <= start_ms:
         return
     where = f'"testid" = $testid AND {time_range(start_ms, end_ms)}'
-    into = f'INTO "{ROLLUP_MEASUREMENT}"'
+    into = f'INTO "{PERF_ROLLUP}"'
     group = f'GROUP BY time({int(bucket_s)}s), "testid" fill(none)'
     statements = [
-        f'SELECT count("value") AS "reqs" {into} FROM "http_reqs" WHERE {where} {group}',
+        f'SELECT count("value") AS "reqs" {into} FROM "{HTTP_REQS}" WHERE {where} {group}',
         f'SELECT count("value") AS "durations", percentile("value", 95) AS "p95_ms" {into} '
-        f'FROM "http_req_duration" WHERE {where} {group}',
+        f'FROM "{HTTP_REQ_DURATION}" WHERE {where} {group}',
         f'SELECT count("value") AS "failed_n", sum("value") AS "failed" {into} '
-        f'FROM "http_req_failed" WHERE {where} {group}',
-        f'SELECT max("value") AS "vus" {into} FROM "vus" WHERE {where} {group}',
+        f'FROM "{HTTP_REQ_FAILED}" WHERE {where} {group}',
+        f'SELECT max("value") AS "vus" {into} FROM "{VUS}" WHERE {where} {group}',
     ]
     queries_in_parallel(hook, statements, {"testid": testid}, method="POST")
 
 
 def write_state(hook: InfluxDBHook, testid: str, start_ms: int, bucket_s: int, rolled_to_ms: int) -> None:
     """One point per testid, at the run's first sample (inside any retention policy the run's samples are in)."""
-    hook.write([{"measurement": STATE_MEASUREMENT, "tags": {"testid": testid}, "time": int(start_ms),
+    hook.write([{"measurement": PERF_ROLLUP_STATE.name, "tags": {"testid": testid}, "time": int(start_ms),
                  "fields": {"bucket_s": int(bucket_s), "rolled_to_ms": float(rolled_to_ms)}}])
 
 
 def read_state(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
     """(bucket_s, rolled_to_ms) of a testid's rollup, or None when nothing was rolled yet."""
-    points = hook.query(f'SELECT "bucket_s", "rolled_to_ms" FROM "{STATE_MEASUREMENT}" WHERE "testid" = $testid',
+    points = hook.query(f'SELECT "bucket_s", "rolled_to_ms" FROM "{PERF_ROLLUP_STATE}" WHERE "testid" = $testid',
                         {"testid": testid})
     if not points or points[-1].get("bucket_s") is None:
         return None
@@ -134,15 +134,15 @@ def read_state(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
 
 def newest_sample_ms(hook: InfluxDBHook, testid: str, since_ms: int = 0) -> int | None:
     """Time of the newest stored `vus` sample (k6 writes one per second) at or after `since_ms`."""
-    points = hook.query(f'SELECT last("value") FROM "vus" WHERE "testid" = $testid AND time >= {int(since_ms)}ms',
+    points = hook.query(f'SELECT last("value") FROM "{VUS}" WHERE "testid" = $testid AND time >= {int(since_ms)}ms',
                         {"testid": testid})
     return int(points[0]["time"]) if points else None
 
 
 def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
     """First and last sample time of a testid (from the 1-per-second `vus` gauge); the end is exclusive."""
-    first, last = queries_in_parallel(hook, ['SELECT first("value") FROM "vus" WHERE "testid" = $testid',
-                                             'SELECT last("value") FROM "vus" WHERE "testid" = $testid'],
+    first, last = queries_in_parallel(hook, [f'SELECT first("value") FROM "{VUS}" WHERE "testid" = $testid',
+                                             f'SELECT last("value") FROM "{VUS}" WHERE "testid" = $testid'],
                                       {"testid": testid})
     if not first or not last:
         return None
@@ -152,7 +152,7 @@ def run_window_ms(hook: InfluxDBHook, testid: str) -> tuple[int, int] | None:
 def read_rollup(hook: InfluxDBHook, testid: str) -> tuple[list[Bucket], list[dict]]:
     """The buckets, oldest first, and the raw rollup points (for the sample counts)."""
     points = hook.query(f'SELECT "reqs", "durations", "failed_n", "failed", "p95_ms", "vus" '
-                        f'FROM "{ROLLUP_MEASUREMENT}" WHERE "testid" = $testid', {"testid": testid})
+                        f'FROM "{PERF_ROLLUP}" WHERE "testid" = $testid', {"testid": testid})
     return [Bucket(t=p["time"] / 1000, requests=int(p.get("failed_n") or 0), failed=float(p.get("failed") or 0),
                    p95_ms=p.get("p95_ms"), vus=p.get("vus")) for p in points], points
 

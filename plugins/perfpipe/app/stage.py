@@ -19,9 +19,10 @@ from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
+from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app.report_paths import stage_report_dir
 from perfpipe.core.paths import scripts_dir
-from perfpipe.app.results import (ANALYSIS_FIELDS, baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
+from perfpipe.app.results import (baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup
 from perfpipe.app.targets import check_target_safe, k6_blocked_networks, resolve_header_values, resolve_target
@@ -34,13 +35,20 @@ def target_from_params(params: dict[str, Any]) -> dict[str, Any]:
     return resolve_target(inline if inline else params.get("target"))
 
 
+def check_params(test_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The plan of a run's params, from the config files alone (no DNS, no InfluxDB, no k6): what the REST API's
+    trigger check (perfpipe.entry.trigger_check) can refuse before a run is created."""
+    target = target_from_params(params)
+    return build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
+                      chaos_scenario=params.get("chaos_scenario") or None)
+
+
 def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool = True) -> dict[str, Any]:
     """Everything that can be refused is refused here, before any load: target, allowlist, shape, gates,
     header secrets, InfluxDB and the script's init context (`k6 inspect`)."""
     conf = settings()
-    target = target_from_params(params)
-    plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
-                      chaos_scenario=params.get("chaos_scenario") or None)
+    plan = check_params(test_type, params)
+    target = plan["target"]
     plan["allowed_addresses"] = check_target_safe(target, conf["allowlist"])
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx:

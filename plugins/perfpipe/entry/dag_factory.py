@@ -183,15 +183,18 @@ def build_test_dag(test_type: str) -> DAG:
 
 
 def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
-    """The decision tree as one DAG: each stage's gate reads its result from InfluxDB and picks the next stage
-    or a remediation outcome (see perfpipe.app.pipeline). Remediations fail the run with their evidence."""
+    """The decision tree as one DAG, generated from perfpipe.app.pipeline.TREE: a test stage and a gate per row; each
+    gate reads its stage's result from InfluxDB and follows the row's yes or no branch (labelled with the answer)
+    to the next stage or an outcome, through the row's edge task where it names one. Remediations fail the run with
+    their evidence."""
     from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import TaskGroup
+    from airflow.sdk import Label, TaskGroup
 
     from perfpipe.app import pipeline
     params = perf_params()
     params["chaos_scenario"] = chaos_scenario_param()
-    params["include_soak"] = Param(False, type="boolean", description="run the (long) soak stage before ready")
+    params[pipeline.INCLUDE_SOAK] = Param(False, type="boolean",
+                                          description="run the (long) soak stage before ready")
     with DAG(
         dag_id=dag_id,
         description="smoke -> load -> stress -> spike -> chaos -> (soak) -> ready, gated at every step",
@@ -201,39 +204,38 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
         max_active_runs=1,
         params=params,
         tags=["perfpipe", "pipeline"],
-        doc_md=pipeline.__doc__,
+        doc_md=f"{pipeline.__doc__}\n```\n{pipeline.render()}\n```\n",
         default_args={"owner": "perfpipe", "retries": 0},
     ) as dag:
         entries, gates = {}, {}
-        for stage in pipeline.STAGES:
-            with TaskGroup(stage):
-                entries[stage], recorded = add_test_stage(stage, with_verdict=False,
-                                                          first_stage=stage == pipeline.STAGES[0])
-            gates[stage] = gate_task(stage)
-            recorded >> gates[stage]
+        for row in pipeline.TREE:
+            with TaskGroup(row.stage):
+                entries[row.stage], recorded = add_test_stage(row.stage, with_verdict=False,
+                                                              first_stage=row is pipeline.TREE[0])
+            gates[row.stage] = gate_task(row)
+            recorded >> gates[row.stage]
         outcomes = {name: outcome_task(name) for name in pipeline.OUTCOMES}
-        for stage, gate in gates.items():
-            follower = pipeline.next_stage(stage, include_soak=True)
-            choices = [follower, pipeline.GATES[stage][1]] + ([pipeline.READY] if stage == "chaos" else [])
-            for choice in choices:
-                target_id = pipeline.branch_task_id(stage, choice)
-                if choice in entries:
-                    gate >> entries[choice]
-                elif target_id == choice:
-                    gate >> outcomes[choice]
+        for row in pipeline.TREE:
+            for answer, branch in row.branches():
+                target = entries[branch.to] if branch.to in entries else outcomes[branch.to]
+                if branch.edge:
+                    gates[row.stage] >> Label(answer) >> EmptyOperator(task_id=branch.edge) >> target
                 else:
-                    gate >> EmptyOperator(task_id=target_id) >> outcomes[choice]
+                    gates[row.stage] >> Label(answer) >> target
         # A teardown: it runs whatever happened and never decides the run's state (the outcomes do).
         report = pipeline_report_task().as_teardown()
         list(outcomes.values()) >> report
     return dag
 
 
-def gate_task(stage: str):
+def gate_task(row):
+    """The branch task of one row of perfpipe.app.pipeline.TREE: `<stage>_gate`, answering the row's question."""
     from airflow.sdk import task as task_decorator
 
     from perfpipe.app import pipeline
-    @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{pipeline.GATES[stage][0]}**")
+    stage = row.stage
+
+    @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{row.question}**")
     def gate(**context: Any) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -242,7 +244,8 @@ def gate_task(stage: str):
 
         results = {p["test_type"]: p for p in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
         try:
-            choice = pipeline.decide(stage, results.get(stage), bool(context["params"].get("include_soak")))
+            choice = pipeline.decide(stage, results.get(stage),
+                                     bool(context["params"].get(pipeline.INCLUDE_SOAK)))
         except pipeline.InconclusiveStage as exc:
             raise AirflowFailException(f"infrastructure, not a verdict: {exc}") from None
         return pipeline.branch_task_id(stage, choice)

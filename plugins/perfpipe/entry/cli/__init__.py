@@ -167,10 +167,9 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.core.errors import PerfpipeError
     from perfpipe.app.stage import prepare_plan
 
-    from perfpipe.app.pipeline import STAGES
+    from perfpipe.app.pipeline import happy_path
 
-    stages = [args.test_type] if args.test_type != "pipeline" else \
-        [s for s in STAGES if s != "soak" or args.include_soak]
+    stages = [args.test_type] if args.test_type != "pipeline" else happy_path(args.include_soak)
     try:
         params = params_from_args(args)
         # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target.
@@ -242,58 +241,46 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
     its failed tasks come from Airflow; everything else is read from InfluxDB.
     """
     from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
     from perfpipe.core.hooks.influxdb import InfluxDBHook
-    from perfpipe.app.outcomes import read_conclusion
+    from perfpipe.app import outcomes
     from perfpipe.app.results import read_results
 
     hook = InfluxDBHook()
     try:
         points = read_results(hook, dag_id, run_id)
-        conclusion = read_conclusion(hook, dag_id, run_id) if pipeline else None
+        conclusion = outcomes.read_conclusion(hook, dag_id, run_id) if pipeline else None
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     by_type = {p["test_type"]: p for p in points}
     stages = [stage_json(by_type[t]) for t in test_types if t in by_type]
     failed_tasks = sorted(failed_tasks)
     verdicts = [s["verdict"] for s in stages]
+    path = [s["test_type"] for s in stages]
     if pipeline:
-        from perfpipe.app.pipeline import READY
         from perfpipe.app.report import REPORT_FILE
-
-        if conclusion is None:
-            # No outcome reached: stopped from outside, or an infrastructure error.
-            outcome, exit_code = ("aborted" if ABORTED in verdicts else "error"), EXIT_ERROR
-        else:
-            outcome = conclusion["outcome"]
-            exit_code = EXIT_PASSED if outcome == READY else EXIT_GATE_FAILED
         from perfpipe.app.report_paths import run_report_dir
 
+        run = outcomes.pipeline_outcome(conclusion, verdicts)
         report = run_report_dir(dag_id, run_id) / REPORT_FILE
         return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
-                "path": conclusion["path"] if conclusion else [s["test_type"] for s in stages],
-                "outcome": outcome, "explanation": (conclusion or {}).get("explanation"),
+                "path": conclusion["path"] if conclusion else path,
+                "outcome": run.outcome, "explanation": (conclusion or {}).get("explanation"),
                 "evidence": (conclusion or {}).get("evidence", []), "report": str(report) if report.is_file() else None,
-                "failed_tasks": failed_tasks, "exit_code": exit_code}
-    if len(stages) < len(test_types) and not any(v == FAIL for v in verdicts):
-        outcome, exit_code = "error", EXIT_ERROR  # a stage never produced a result: infrastructure
-    elif any(v == FAIL for v in verdicts):
-        outcome, exit_code = "failed", EXIT_GATE_FAILED
-    elif any(v == ABORTED for v in verdicts):
-        outcome, exit_code = "aborted", EXIT_ERROR  # stopped before the end: no verdict on the system
-    elif all(v in (PASS, WARN) for v in verdicts):
-        outcome, exit_code = ("passed_with_warnings" if WARN in verdicts else "passed"), EXIT_PASSED
-    else:
-        outcome, exit_code = "inconclusive", EXIT_ERROR
-    return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages,
-            "path": [s["test_type"] for s in stages], "outcome": outcome, "failed_tasks": failed_tasks,
-            "exit_code": exit_code}
+                "failed_tasks": failed_tasks, "exit_code": exit_code_of(run)}
+    run = outcomes.stages_outcome(verdicts, len(test_types))
+    return {"dag_id": dag_id, "run_id": run_id, "state": state, "stages": stages, "path": path,
+            "outcome": run.outcome, "failed_tasks": failed_tasks, "exit_code": exit_code_of(run)}
+
+
+def exit_code_of(run) -> int:
+    """0 every gate passed, 1 a gate failed, 2 no verdict on the system (perfpipe.app.outcomes.RunOutcome)."""
+    return {True: EXIT_PASSED, False: EXIT_GATE_FAILED, None: EXIT_ERROR}[run.passed]
 
 
 def stage_json(point: dict[str, Any]) -> dict[str, Any]:
-    from perfpipe.app.results import ANALYSIS_FIELDS, METRIC_FIELDS
+    from perfpipe.app.measurements import ANALYSIS_FIELDS, METRIC_FIELDS, SAMPLE_FIELDS
 
-    metrics = {name: point.get(name) for name in METRIC_FIELDS + ("samples_expected", "samples_stored")}
+    metrics = {name: point.get(name) for name in METRIC_FIELDS + SAMPLE_FIELDS}
     analysis = {name: point[name] for name in ANALYSIS_FIELDS if point.get(name) is not None}
     details = point.get("analysis") or {}
     for key in ("scenario", "component", "action", "phases", "events", "limits", "windows_s"):
