@@ -8,7 +8,7 @@ import pytest
 
 from perfpipe.app.config import build_plan
 from perfpipe.core.hooks.influxdb import InfluxSettings
-from perfpipe.core.k6.command import K6Invocation, build_invocation, run_config, script_for, write_run_config
+from perfpipe.core.k6.command import K6Invocation, base_env, build_invocation, run_config, script_for, write_run_config
 from perfpipe.core.k6.command import testid_for as make_testid  # not named test*: pytest would collect it
 from perfpipe.app.targets import k6_blocked_networks
 
@@ -140,3 +140,13 @@ def test_testid_is_unique_per_dag_run_and_try():
     ids = {make_testid(dag, run, stage, n) for dag in ("perf_load", "perf_smoke") for run in ("r1", "r2")
            for stage in ("smoke", "load") for n in (1, 2, 3)}
     assert len(ids) == 24
+
+
+def test_k6_inherits_no_proxy_and_no_secret(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+    monkeypatch.setenv("PERFPIPE_INFLUXDB_PASSWORD", "hunter2")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://u:pw@db/airflow")
+    env = base_env()
+    assert env["K6_NO_USAGE_REPORT"] == "true" and "PATH" in env
+    assert not {"HTTPS_PROXY", "http_proxy", "PERFPIPE_INFLUXDB_PASSWORD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & set(env)

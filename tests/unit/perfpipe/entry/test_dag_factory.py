@@ -64,7 +64,7 @@ def test_schema_accepts_start_vus_zero():
     shape = {"executor": "ramping-vus", "start_vus": 5, "stages": [{"duration": "5s", "target": 5}]}
     apply_overrides("spike", shape, {}, {"spike.start_vus": 0})  # the backend takes it ...
     assert shape["start_vus"] == 0
-    assert _errors({"spike.start_vus": 0}) == []  # ... the Params form refuses it
+    assert _errors({"spike.start_vus": 0}) == []  # ... and so does the Params form: a ramp may start from nothing
 
 
 def test_schema_accepts_threshold_mapping_form(api_target):
@@ -79,7 +79,6 @@ def test_execution_timeout_is_at_least_twice_the_standard_duration(test_type, ap
     standard = build_plan(test_type, api_target, "standard")
     timeout = execution_timeout(test_type).total_seconds()
     assert timeout >= 2 * standard["expected_duration_s"]
-    assert timeout == 2 * standard["expected_duration_s"] + 900
     # k6's own, tighter limit fires first, so a slow run ends as a k6 timeout rather than an Airflow kill
     assert run_timeout_s(standard) < timeout
 

@@ -10,7 +10,7 @@ from perfpipe.core.errors import InfrastructureError
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
 from own_ingest import IngestStats, influx_writer, load_csv  # noqa: E402
 

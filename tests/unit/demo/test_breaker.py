@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: the demo package
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repo root: the demo package
 
 from demo.breaker import Breaker  # noqa: E402
 from demo.cache import RedisCache  # noqa: E402

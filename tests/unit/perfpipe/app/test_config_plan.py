@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perfpipe import TEST_TYPES
-from perfpipe.app.config import build_plan, parse_duration
+from perfpipe.app.config import apply_overrides, build_plan, parse_duration
 from perfpipe.core.errors import InputError
 from perfpipe.app.targets import resolve_target
 
@@ -180,3 +180,18 @@ def test_unknown_test_type(api_target):
         build_plan("endurance", api_target, "quick")
     assert str(exc.value) == ("test_type: unknown test type 'endurance' "
                               "(known: smoke, load, stress, spike, soak, chaos)")
+
+
+@pytest.mark.parametrize("stages", [[{"duration": "10s"}], [{"duration": "10s", "target": "x"}], 5])
+def test_scaling_malformed_stages_names_the_field(stages):
+    with pytest.raises(InputError) as exc:
+        apply_overrides("load", {"executor": "ramping-vus", "stages": [{"duration": "5s", "target": 5}]}, {},
+                        {"stages": stages, "vus": 10})
+    assert exc.value.field == "overrides.vus"
+
+
+def test_stages_apply_before_vus_whatever_the_order():
+    for overrides in ({"vus": 20, "stages": "5s:10,5s:5"}, {"stages": "5s:10,5s:5", "vus": 20}):
+        shape = {"executor": "ramping-vus", "stages": [{"duration": "1s", "target": 1}]}
+        apply_overrides("load", shape, {}, overrides)
+        assert [s["target"] for s in shape["stages"]] == [20, 10]

@@ -68,7 +68,7 @@ def _docker_entry(holder_pid: int, holder_starttime: int) -> dict:
 
 
 def test_restore_leftovers_restores_dead_holders_only(tmp_path, monkeypatch):
-    from tests.unit.test_chaos_docker import FakeClient, FakeContainer
+    from .test_injectors import FakeClient, FakeContainer
 
     box = FakeContainer("demo-api", status="paused")
     box.id = "c1"
@@ -90,7 +90,7 @@ def test_restore_leftovers_restores_dead_holders_only(tmp_path, monkeypatch):
 
 
 def test_failed_leftover_restore_keeps_the_entry_with_its_error(tmp_path, monkeypatch):
-    from tests.unit.test_chaos_docker import FakeClient
+    from .test_injectors import FakeClient
 
     monkeypatch.setattr(ledger, "RESTORE_RETRY_PAUSE_S", 0)
     monkeypatch.setattr(ledger, "injector_for",

@@ -14,7 +14,7 @@ from perfpipe.core.hooks.influxdb import influx_settings
 from perfpipe.core.k6.command import PROMETHEUS_OUTPUT, build_invocation
 
 RW_URL = "http://127.0.0.1:9090/api/v1/write"
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[4] / "config"
 
 
 def _write_settings(tmp_path, monkeypatch, **changes) -> None:

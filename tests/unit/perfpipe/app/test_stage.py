@@ -1,0 +1,174 @@
+"""perfpipe.app.stage: what a stage's tasks do with a plan, without Airflow, k6 or InfluxDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfpipe.app import stage
+from perfpipe.app.stage import apply_script_requirements, target_from_params
+from perfpipe.core.errors import InfrastructureError, InputError
+from perfpipe.core.hooks.influxdb import InfluxDBHook
+
+
+def test_script_targets_are_held_to_the_vu_cap_and_timed_by_their_own_duration():
+    plan = {"test_type": "smoke", "target": {"name": "t", "script": "/x.js", "max_vus": 10},
+            "expected_duration_s": 1.0, "peak_vus": 1}
+    apply_script_requirements(plan, {"maxVUs": 10, "totalDuration": "45s"})
+    assert (plan["peak_vus"], plan["expected_duration_s"]) == (10, 45.0)
+    with pytest.raises(InputError, match="11 VUs, above the target's cap of 10"):
+        apply_script_requirements(plan, {"maxVUs": 11, "totalDuration": "45s"})
+    with pytest.raises(InputError, match="longer than a smoke run may last"):
+        apply_script_requirements(plan, {"maxVUs": 1, "totalDuration": "10h"})
+
+
+def test_script_scenarios_above_the_targets_max_rps_are_refused():
+    plan = {"test_type": "load", "target": {"name": "t", "script": "/x.js", "max_rps": 50},
+            "expected_duration_s": 1.0, "peak_vus": 1}
+    fast = {"maxVUs": 5, "totalDuration": "30s",
+            "scenarios": {"api": {"executor": "constant-arrival-rate", "rate": 80, "timeUnit": "1s"}}}
+    with pytest.raises(InputError, match="max_rps of 50"):
+        apply_script_requirements(plan, fast)
+
+
+# --- target_from_params and prepare_plan (k6 inspect and InfluxDB faked, recorded) ------------------------------
+
+INLINE = {"name": "inline-api", "base_url": "http://127.0.0.1:8090", "requests": [{"path": "/health"}]}
+
+
+def test_an_inline_target_wins_over_the_named_one():
+    assert target_from_params({"target": "demo", "inline_target": INLINE})["name"] == "inline-api"
+    assert target_from_params({"target": "demo", "inline_target": None})["name"] == "demo"
+
+
+@pytest.fixture
+def preflight(monkeypatch):
+    """Records, in order, the InfluxDB check and each k6 inspect (with the env k6 would get) prepare_plan makes."""
+    calls: list[tuple] = []
+    requirements: dict = {"maxVUs": 1, "totalDuration": "10s"}
+
+    def inspect(binary, script, env, timeout_s=60):
+        run_config = env.get("PERFPIPE_RUN_CONFIG")
+        calls.append(("inspect", script, dict(env), run_config and Path(run_config).is_file()))
+        return dict(requirements)
+
+    monkeypatch.setattr(stage, "validate_script", inspect)
+    monkeypatch.setattr(InfluxDBHook, "check_available", lambda self: calls.append(("influx",)))
+    return calls, requirements
+
+
+def test_prepare_plan_checks_influxdb_then_inspects_the_script_with_its_run_config(preflight):
+    calls, _ = preflight
+    plan = stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"})
+    assert [c[0] for c in calls] == ["influx", "inspect"]
+    _, script, env, run_config_written = calls[1]
+    assert script.endswith(".js") and run_config_written  # the real run config, in a scratch folder
+    assert not any("INFLUX" in key for key in env)  # inspect sends nothing anywhere
+    assert "127.0.0.1" in plan["allowed_addresses"]
+    assert plan["target"]["name"] == "inline-api" and plan["profile"] == "quick"
+
+
+def test_prepare_plan_without_the_influx_check_still_inspects(preflight):
+    calls, _ = preflight
+    stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"}, check_influx=False)
+    assert [c[0] for c in calls] == ["inspect"]
+
+
+def test_a_target_outside_the_allowlist_is_refused_before_influxdb_or_k6(preflight):
+    calls, _ = preflight
+    with pytest.raises(InputError):
+        stage.prepare_plan("smoke", {"inline_target": {**INLINE, "base_url": "http://10.11.12.13:8090"}})
+    assert calls == []
+
+
+def test_influxdb_down_stops_the_preflight_before_k6(preflight, monkeypatch):
+    calls, _ = preflight
+
+    def down(self):
+        raise InfrastructureError("InfluxDB not reachable")
+
+    monkeypatch.setattr(InfluxDBHook, "check_available", down)
+    with pytest.raises(InfrastructureError):
+        stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"})
+    assert calls == []
+
+
+def test_a_script_target_is_timed_and_capped_by_what_inspect_reports(preflight, tmp_path):
+    _, requirements = preflight
+    script = tmp_path / "mine.js"
+    script.write_text("export default function () {}\n")
+    target = {"name": "scripted", "base_url": "http://127.0.0.1:8090", "script": str(script), "max_vus": 20}
+    requirements.update({"maxVUs": 12, "totalDuration": "1m30s"})
+    plan = stage.prepare_plan("load", {"inline_target": target, "profile": "quick"}, check_influx=False)
+    assert (plan["peak_vus"], plan["expected_duration_s"]) == (12, 90.0)
+    requirements["maxVUs"] = 21
+    with pytest.raises(InputError, match="cap of 20"):
+        stage.prepare_plan("load", {"inline_target": target, "profile": "quick"}, check_influx=False)
+
+
+def test_a_requests_target_keeps_the_profiles_shape_whatever_inspect_reports(preflight):
+    _, requirements = preflight
+    requirements.update({"maxVUs": 999, "totalDuration": "5h"})  # what the generic script reports is not the plan
+    plan = stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"}, check_influx=False)
+    assert plan["peak_vus"] != 999 and plan["expected_duration_s"] < 3600
+
+
+# --- enforce_verdict (the recorded result read back, faked) -----------------------------------------------------
+
+def _point(test_type: str, verdict: str, **extra) -> dict:
+    checks = [{"name": "p95_ms", "op": "<", "threshold": 500.0, "value": 812.0,
+               "result": "fail" if verdict == "fail" else "pass", "key": True},
+              {"name": "error_rate", "op": "<", "threshold": 0.01, "value": 0.0,
+               "result": "warn" if verdict == "warn" else "pass", "key": True}]
+    return {"test_type": test_type, "verdict": verdict, "checks": checks, **extra}
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    points: list[dict] = []
+    monkeypatch.setattr(stage, "read_results", lambda hook, dag_id, run_id: list(points))
+    return points
+
+
+@pytest.mark.parametrize("verdict", ["pass", "warn"])
+def test_a_passed_or_warned_stage_returns_its_result(recorded, verdict):
+    recorded.append(_point("smoke", verdict))
+    assert stage.enforce_verdict("perf_smoke", "r1", "smoke")["verdict"] == verdict
+
+
+def test_a_failed_stage_fails_the_task_with_the_evidence(recorded):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    recorded.append(_point("load", "fail"))
+    with pytest.raises(AirflowFailException) as exc:
+        stage.enforce_verdict("perf_load", "r1", "load")
+    assert "load gate FAIL" in str(exc.value) and "p95_ms = 812.0 (needs < 500.0)" in str(exc.value)
+    assert "error_rate" not in str(exc.value)  # only the failed checks are evidence
+
+
+def test_an_inconclusive_stage_says_how_many_samples_are_missing(recorded):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    recorded.append(_point("load", "inconclusive", samples_stored=900, samples_expected=1000))
+    with pytest.raises(AirflowFailException, match="InfluxDB holds 900 of 1000 samples"):
+        stage.enforce_verdict("perf_load", "r1", "load")
+
+
+def test_an_aborted_stage_fails_the_task(recorded):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    recorded.append(_point("chaos", "aborted"))
+    with pytest.raises(AirflowFailException, match="ABORTED"):
+        stage.enforce_verdict("perf_chaos", "r1", "chaos")
+
+
+def test_only_the_stages_own_latest_point_counts(recorded):
+    recorded.extend([_point("load", "fail"), _point("smoke", "fail"), _point("load", "pass")])
+    assert stage.enforce_verdict("perf_pipeline", "r1", "load")["verdict"] == "pass"  # the retry passed
+
+
+def test_no_recorded_result_is_an_infrastructure_error_not_a_pass(recorded):
+    recorded.append(_point("smoke", "pass"))
+    with pytest.raises(InfrastructureError, match="no perf_results point"):
+        stage.enforce_verdict("perf_pipeline", "r1", "load")
