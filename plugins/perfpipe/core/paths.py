@@ -19,7 +19,9 @@ def scripts_dir() -> Path:
 
 def safe_component(value: str) -> str:
     """A run id like 'manual__2026-01-01T00:00:00+00:00' as one safe path component."""
-    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in value)
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in value)
+    # "." and ".." (valid Airflow run ids) would name this folder or its parent.
+    return safe if safe.strip(".") else safe.replace(".", "_") or "_"
 
 
 def chaos_ledger_dir() -> Path:
