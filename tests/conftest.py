@@ -355,3 +355,15 @@ def docker_engine():
         assert stopped.returncode == 0, stopped.stderr
         leftovers = subprocess.run(["pgrep", "-f", str(SESSION_DIR / "docker")], capture_output=True, text=True)
         assert leftovers.stdout.strip() == "", f"engine processes left running: {leftovers.stdout}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_checks():
+    """Validate-once caches (perfpipe.app.stage, perfpipe.core.k6.runner) live per process: each test checks
+    its own input afresh, as a new run would."""
+    from perfpipe.app.stage import clear_checks
+    from perfpipe.core.k6.runner import clear_inspect_cache
+
+    clear_checks()
+    clear_inspect_cache()
+    yield

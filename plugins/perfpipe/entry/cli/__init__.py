@@ -165,17 +165,14 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_test(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.stage import prepare_plan
+    from perfpipe.app.stage import prepare_run, run_stages
 
-    from perfpipe.app.pipeline import STAGES
-
-    stages = [args.test_type] if args.test_type != "pipeline" else \
-        [s for s in STAGES if s != "soak" or args.include_soak]
+    stages = run_stages(args.test_type, args.include_soak)
     try:
         params = params_from_args(args)
-        # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target.
-        for stage in stages:
-            prepare_plan(stage, params)
+        # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target. In a
+        # local run the first task reuses these checks (same process); a remote Airflow checks for itself.
+        prepare_run(stages, params)
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     logical_date = parse_logical_date(args.logical_date)
