@@ -285,8 +285,30 @@ def cli(influxdb, demo_target, airflow_db):
 def quick_pipeline(influxdb, demo_target, airflow_db) -> subprocess.CompletedProcess:
     """One quick pipeline run with soak on the demo target, through the CLI, shared by the tests that check its
     path (test_pipeline) and the data it leaves (test_grafana_dashboards): a pipeline run takes minutes."""
-    return perfpipe_cli("run", "pipeline", "--target", "demo", "--profile", "quick", "--include-soak", "--json",
-                        timeout=900)
+    return counted_cli(QUICK_PIPELINE_COUNTS, "run", "pipeline", "--target", "demo", "--profile", "quick",
+                       "--include-soak", "--json", timeout=900)
+
+
+# The quick pipeline's expensive checks, counted in its own process (tests/counting_cli.py; test_validate_once).
+QUICK_PIPELINE_COUNTS = SESSION_DIR / "quick_pipeline_counts.json"
+
+
+def counted_cli(counts_file: Path, *args: str, timeout: float = 300,
+                env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI's own main() as the console script runs it, writing the run's check counts to counts_file."""
+    return subprocess.run([sys.executable, str(ROOT / "tests" / "counting_cli.py"), str(counts_file), *args],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def counting_cli(influxdb, demo_target, airflow_db):
+    """counted_cli against this session's stack."""
+    return counted_cli
+
+
+@pytest.fixture(scope="session")
+def quick_pipeline_counts(quick_pipeline) -> dict:
+    return json.loads(QUICK_PIPELINE_COUNTS.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
@@ -355,3 +377,15 @@ def docker_engine():
         assert stopped.returncode == 0, stopped.stderr
         leftovers = subprocess.run(["pgrep", "-f", str(SESSION_DIR / "docker")], capture_output=True, text=True)
         assert leftovers.stdout.strip() == "", f"engine processes left running: {leftovers.stdout}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_checks():
+    """Validate-once caches (perfpipe.app.stage, perfpipe.core.k6.runner) live per process: each test checks
+    its own input afresh, as a new run would."""
+    from perfpipe.app.stage import clear_checks
+    from perfpipe.core.k6.runner import clear_inspect_cache
+
+    clear_checks()
+    clear_inspect_cache()
+    yield

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 def target_from_params(params: dict[str, Any]) -> dict[str, Any]:
     inline = params.get("inline_target")
-    return resolve_target(inline if inline else params.get("target"))
+    spec = inline if inline else params.get("target")
+    return checked_once("target", (spec, _config_fingerprint()), lambda: _resolve_logged(spec))
 
 
 def check_params(test_type: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -43,21 +44,140 @@ def check_params(test_type: str, params: dict[str, Any]) -> dict[str, Any]:
                       chaos_scenario=params.get("chaos_scenario") or None)
 
 
-def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool = True) -> dict[str, Any]:
+def _resolve_logged(spec: Any) -> dict[str, Any]:
+    target = resolve_target(spec)
+    log.info("checks: resolved target %s", target.get("name"))
+    return target
+
+
+# --- validate once ---------------------------------------------------------------------------------------------
+# The expensive checks (target resolution, allowlist + DNS, InfluxDB ping, `k6 inspect`) are done once per run:
+# * within one process (the CLI's pre-flight, then dag.test's first task), by a small cache keyed by the checked
+#   input itself (a successful check only; a refusal is never cached), with a short lifetime;
+# * across processes (a real scheduler runs each task in its own), the pipeline's first `validate` checks every
+#   stage of the run up front and hands the result to the later stages' `validate` through XCom (`run_checks`).
+
+CHECK_TTL_S = 300.0  # DNS and a configured target may change: a long-lived process checks again after this
+INFLUX_TTL_S = 60.0
+_checked: dict[str, tuple[float, Any]] = {}
+
+
+def checked_once(kind: str, key: Any, compute, ttl_s: float = CHECK_TTL_S) -> Any:
+    """compute() once per (kind, key) in this process for ttl_s; a copy of the result each time."""
+    import copy
+    import hashlib
+    import json
+    import time
+
+    digest = kind + ":" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    hit = _checked.get(digest)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < ttl_s:
+        return copy.deepcopy(hit[1])
+    value = compute()
+    _checked[digest] = (now, copy.deepcopy(value))
+    return value
+
+
+def clear_checks() -> None:
+    _checked.clear()
+
+
+def _config_fingerprint() -> list[Any]:
+    """Configured targets and settings are part of what was checked: an edited config/ is checked again."""
+    from perfpipe.core.paths import config_dir
+
+    files = []
+    for path in sorted(config_dir().glob("*.yaml")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        files.append([path.name, stat.st_mtime_ns, stat.st_size])
+    return files
+
+
+def input_key(params: dict[str, Any]) -> str:
+    """What a run's checks depend on, from its Params (the later stages reuse checks made for the same input)."""
+    import hashlib
+    import json
+
+    wanted = {k: params.get(k) for k in ("target", "inline_target", "profile", "overrides", "chaos_scenario")}
+    return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_stages(test_type: str, include_soak: bool = False) -> list[str]:
+    """The stages one run of perf_<test_type> (or the pipeline) may reach."""
+    from perfpipe.app.pipeline import happy_path
+
+    return [test_type] if test_type != "pipeline" else happy_path(include_soak)
+
+
+def prepare_run(stages: list[str], params: dict[str, Any], *,
+                check_influx: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Check every stage of a run before any load: one target resolution and allowlist check, one InfluxDB
+    ping, one `k6 inspect` per distinct script and config. Returns the plans by stage and the `checked` record
+    the later stages reuse (`prepare_plan(..., checked=)`)."""
+    prepared = {stage: _prepare(stage, params, check_influx=check_influx and i == 0, checked=None)
+                for i, stage in enumerate(stages)}
+    plans = {stage: plan for stage, (plan, _) in prepared.items()}
+    first = plans[stages[0]]
+    checked = {"input": input_key(params), "target": first["target"],
+               "allowed_addresses": first["allowed_addresses"],
+               "requirements": {stage: requirements for stage, (_, requirements) in prepared.items()}}
+    return plans, checked
+
+
+def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool = True,
+                 checked: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything that can be refused is refused here, before any load: target, allowlist, shape, gates,
-    header secrets, InfluxDB and the script's init context (`k6 inspect`)."""
+    header secrets, InfluxDB and the script's init context (`k6 inspect`).
+
+    `checked`: what the run's first stage already checked for the same input (see prepare_run); its target,
+    allowlist result, InfluxDB check and script requirements are reused instead of checked again."""
+    return _prepare(test_type, params, check_influx=check_influx, checked=checked)[0]
+
+
+def _prepare(test_type: str, params: dict[str, Any], *, check_influx: bool,
+             checked: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     conf = settings()
-    plan = check_params(test_type, params)
-    target = plan["target"]
-    plan["allowed_addresses"] = check_target_safe(target, conf["allowlist"])
+    reuse = checked is not None and checked.get("input") == input_key(params) \
+        and test_type in (checked.get("requirements") or {})
+    target = checked["target"] if reuse else target_from_params(params)
+    plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
+                      chaos_scenario=params.get("chaos_scenario") or None)
+    if reuse:
+        plan["allowed_addresses"] = list(checked["allowed_addresses"])
+    else:
+        plan["allowed_addresses"] = checked_once(
+            "allowlist", (target, conf["allowlist"]), lambda: _check_safe_logged(target, conf["allowlist"]))
     headers = resolve_header_values(target.get("headers") or {})
-    if check_influx:
-        InfluxDBHook().check_available()
-    _inspect(plan, headers)
-    return plan
+    if check_influx and not reuse:
+        hook = InfluxDBHook()
+        checked_once("influxdb", (hook.settings.url, hook.settings.database), lambda: _ping_logged(hook),
+                     ttl_s=INFLUX_TTL_S)
+    if reuse:
+        requirements = checked["requirements"][test_type]
+    else:
+        requirements = _inspect(plan, headers)
+    if plan["target"].get("script"):
+        apply_script_requirements(plan, requirements or {})
+    return plan, requirements
 
 
-def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
+def _check_safe_logged(target: dict[str, Any], allowlist: list[str]) -> list[str]:
+    addresses = check_target_safe(target, allowlist)
+    log.info("checks: target %s allowed (%s)", target.get("name"), ", ".join(addresses))
+    return addresses
+
+
+def _ping_logged(hook: InfluxDBHook) -> bool:
+    hook.check_available()
+    log.info("checks: InfluxDB at %s answered", hook.settings.url)
+    return True
+
+
+def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     """Run the script's init context with the real run config, in a scratch folder (no load is sent)."""
     import tempfile
 
@@ -66,9 +186,7 @@ def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> None:
         write_run_config(plan, scratch_dir)
         invocation = local_invocation(plan, testid="inspect", report_dir=scratch_dir, headers=headers,
                                       with_influx=False)
-        requirements = validate_script(invocation.argv[0], script_for(plan, str(scripts_dir())), invocation.env)
-    if plan["target"].get("script"):
-        apply_script_requirements(plan, requirements)
+        return validate_script(invocation.argv[0], script_for(plan, str(scripts_dir())), invocation.env)
 
 
 def apply_script_requirements(plan: dict[str, Any], requirements: dict[str, Any]) -> None:
@@ -182,5 +300,5 @@ def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> dict[str, Any]:
     return result
 
 
-__all__ = ["prepare_plan", "evaluate_stage", "record_stage", "enforce_verdict", "report_dir_for",
+__all__ = ["prepare_plan", "prepare_run", "run_stages", "evaluate_stage", "record_stage", "enforce_verdict", "report_dir_for",
            "local_invocation", "InputError"]

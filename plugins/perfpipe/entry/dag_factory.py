@@ -85,11 +85,15 @@ def logical_date_of(context: dict[str, Any]) -> datetime:
     return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
 
 
+CHECKED_XCOM_KEY = "checked"
+
+
 def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: bool = True,
-                   first_stage: bool = True):
+                   first_stage: bool = True, pipeline_first: str | None = None):
     """validate -> run_k6 -> evaluate -> record [-> verdict] for one test type, in the current DAG or TaskGroup.
 
     Returns (first_task, last_task) so callers can chain stages. The pipeline replaces `verdict` by its gate.
+    `pipeline_first`: in a pipeline, its first stage, whose `validate` checks the whole run once.
     """
 
     @task(task_id="validate")
@@ -99,10 +103,21 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         from perfpipe.core.errors import InputError
         from perfpipe.core.hooks.influxdb import InfluxDBHook
         from perfpipe.app.results import clear_run_results
-        from perfpipe.app.stage import prepare_plan
+        from perfpipe.app.stage import prepare_plan, prepare_run, run_stages
 
+        params = dict(context["params"])
         try:
-            plan = prepare_plan(test_type, dict(context["params"]))
+            if pipeline_first is None:
+                plan = prepare_plan(test_type, params)
+            elif first_stage:
+                # Validate once: every stage this run may reach is checked now, before any load; the later
+                # stages reuse what was checked (XCom `checked`) instead of checking it again.
+                plans, checked = prepare_run(run_stages("pipeline", bool(params.get("include_soak"))), params)
+                plan = plans[test_type]
+                context["ti"].xcom_push(key=CHECKED_XCOM_KEY, value=checked)
+            else:
+                checked = context["ti"].xcom_pull(task_ids=f"{pipeline_first}.validate", key=CHECKED_XCOM_KEY)
+                plan = prepare_plan(test_type, params, checked=checked)
         except InputError as exc:
             # Bad input never improves on retry: fail now, before any load, naming the field.
             raise AirflowFailException(f"refused before any load: {exc}") from None
@@ -211,7 +226,8 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
         for row in pipeline.TREE:
             with TaskGroup(row.stage):
                 entries[row.stage], recorded = add_test_stage(row.stage, with_verdict=False,
-                                                              first_stage=row is pipeline.TREE[0])
+                                                              first_stage=row is pipeline.TREE[0],
+                                                              pipeline_first=pipeline.STAGES[0])
             gates[row.stage] = gate_task(row)
             recorded >> gates[row.stage]
         outcomes = {name: outcome_task(name) for name in pipeline.OUTCOMES}

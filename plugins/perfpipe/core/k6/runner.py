@@ -46,13 +46,60 @@ def redact_line(line: str) -> str:
     return str(redact(line))
 
 
+# Path-valued variables naming the caller's scratch folder: their *content* is part of the key instead.
+_INSPECT_PATH_VARS = ("PERFPIPE_RUN_CONFIG", "K6_WEB_DASHBOARD_EXPORT")
+INSPECT_CACHE_TTL_S = 300.0
+_inspected: dict[str, tuple[float, dict]] = {}
+
+
+def inspect_key(binary: str, script: str, env: dict[str, str]) -> str:
+    """What k6 inspect's answer depends on: the binary, the script's content (and the bundled library next to
+    it), the environment k6 sees, and the run config the script reads (its content, not its scratch path)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(binary.encode() + b"\0")
+    script_path = Path(script)
+    digest.update(script_path.read_bytes())
+    lib = script_path.parent / "lib"
+    if lib.is_dir():
+        for path in sorted(lib.rglob("*.js")):
+            digest.update(str(path.relative_to(lib)).encode() + b"\0" + path.read_bytes())
+    full_env = {**base_env(), **env}
+    for key in sorted(full_env):
+        value = full_env[key]
+        if key in _INSPECT_PATH_VARS:
+            try:
+                value = Path(value).read_text(encoding="utf-8")
+            except OSError:
+                value = "<missing>"
+        digest.update(f"{key}={value}\0".encode())
+    return digest.hexdigest()
+
+
+def clear_inspect_cache() -> None:
+    _inspected.clear()
+
+
 def validate_script(binary: str, script: str, env: dict[str, str], timeout_s: float = 60) -> dict:
     """Run k6's init context without load and return k6's execution requirements (maxVUs, totalDuration...).
 
     A script or config error becomes an InputError (exit 2); k6 itself failing is an InfrastructureError.
+    Memoized in this process by `inspect_key` (successes only) for INSPECT_CACHE_TTL_S.
     """
     if not Path(script).is_file():
         raise InputError("script", f"k6 script {script!r} not found")
+    key = inspect_key(binary, script, env)
+    hit = _inspected.get(key)
+    if hit is not None and time.monotonic() - hit[0] < INSPECT_CACHE_TTL_S:
+        return json.loads(json.dumps(hit[1]))
+    requirements = _run_inspect(binary, script, env, timeout_s)
+    _inspected[key] = (time.monotonic(), requirements)
+    return json.loads(json.dumps(requirements))
+
+
+def _run_inspect(binary: str, script: str, env: dict[str, str], timeout_s: float) -> dict:
+    log.info("checks: k6 inspect %s", script)
     try:
         proc = subprocess.run(inspect_argv(binary, script), env={**base_env(), **env}, capture_output=True,
                               text=True, timeout=timeout_s, start_new_session=True)

@@ -165,16 +165,14 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_test(args: argparse.Namespace) -> dict[str, Any]:
     from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.stage import prepare_plan
+    from perfpipe.app.stage import prepare_run, run_stages
 
-    from perfpipe.app.pipeline import happy_path
-
-    stages = [args.test_type] if args.test_type != "pipeline" else happy_path(args.include_soak)
+    stages = run_stages(args.test_type, args.include_soak)
     try:
         params = params_from_args(args)
-        # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target.
-        for stage in stages:
-            prepare_plan(stage, params)
+        # Refuse bad input (for every stage) before Airflow starts a run: nothing is sent to the target. In a
+        # local run the first task reuses these checks (same process); a remote Airflow checks for itself.
+        prepare_run(stages, params)
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
     logical_date = parse_logical_date(args.logical_date)
@@ -196,17 +194,21 @@ def parse_logical_date(value: str | None) -> datetime:
 
 
 def load_dag(dag_id: str):
+    """Parse only the file of the DAG being run (dags/<dag_id>.py), not the whole dags folder."""
+    from pathlib import Path
+
     from airflow.dag_processing.dagbag import DagBag
 
     from perfpipe.core.airflow_env import ensure_db
 
     ensure_db()
-    import os
-
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    own_file = folder / f"{dag_id}.py"
+    bag = DagBag(str(own_file if own_file.is_file() else folder))
+    if dag_id not in bag.dags and own_file.is_file():  # defined elsewhere in the folder after all
+        bag = DagBag(str(folder))
     if dag_id not in bag.dags:
-        raise CliError(f"DAG {dag_id} not found in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}: "
-                       f"{bag.import_errors or 'not defined'}")
+        raise CliError(f"DAG {dag_id} not found in {folder}: {bag.import_errors or 'not defined'}")
     return bag.dags[dag_id]
 
 
