@@ -17,10 +17,10 @@ import yaml
 
 from perfpipe import TEST_TYPES
 from perfpipe.core.errors import InputError
+from perfpipe.core.model.overrides import EXECUTORS, GATE_OPS, HARD_MAX_VUS, validate_overrides
 from perfpipe.core.paths import config_dir
 
 PROFILES = ("quick", "standard")
-EXECUTORS = ("constant-vus", "ramping-vus")
 GATE_METRICS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate", "requests",
                 # from perfpipe.app.analysis, per test type
                 "capacity_vus", "capacity_rps", "breaking_vus", "breaking_rps", "peak_stable_rps",
@@ -31,9 +31,6 @@ GATE_METRICS = ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "checks_rate"
 # Metrics a target must be set up for: without it the check is skipped (shown, never passed).
 _NEEDS_METRICS_URL = ("memory_growth_pct",)
 ANALYSIS_TYPES = ("stress", "spike", "soak", "chaos")
-GATE_OPS = ("<", "<=", ">", ">=")
-# A ceiling no profile or override may exceed, whatever the target says.
-HARD_MAX_VUS = 20_000
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -203,7 +200,10 @@ def apply_overrides(test_type: str, shape: dict, gates: dict, overrides: dict[st
         rank = {"executor": 0, "stages": 1}.get(parts[0] if parts else "", 2)
         return (0 if scope is None else 1, rank)
 
-    for key, value in sorted((overrides or {}).items(), key=order):
+    # The document's own rules (keys, types, ranges, grammar) are the model's, all problems at once; what needs
+    # the shape and the configured checks is checked below as each key is applied.
+    overrides = validate_overrides(overrides)
+    for key, value in sorted(overrides.items(), key=order):
         scope, parts = _split_override_key(str(key))
         if scope is not None and scope != test_type:
             continue
@@ -595,6 +595,7 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
     # Target-specific gate checks sit between the defaults and per-run overrides.
     gates.update((target.get("gates") or {}).get(test_type) or {})
     apply_overrides(test_type, shape, gates, overrides or {})
+    _check_vus_override_cap(test_type, overrides or {}, target_vu_cap(target))
     clean_shape = validate_shape(shape, f"{profile}.{test_type}", target_vu_cap(target))
     plan = {
         "test_type": test_type,
@@ -616,6 +617,17 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
     check_run_fits(plan, f"{profile}.{test_type}.duration")
     check_rate_cap(target, {test_type: clean_shape}, f"{profile}.{test_type}")
     return plan
+
+
+def _check_vus_override_cap(test_type: str, overrides: dict[str, Any], cap: int) -> None:
+    """A `vus` override above the target's cap is refused naming the user's key (the one that applies: a scoped
+    key beats the plain one), not the profile field it landed on."""
+    for key in (f"{test_type}.vus", "vus"):
+        value = overrides.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            raise InputError(f"overrides.{key}", f"expected an integer between 1 and {cap}, got {value}")
+        if key in overrides:
+            return
 
 
 def target_vu_cap(target: dict) -> int:

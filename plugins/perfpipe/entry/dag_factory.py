@@ -12,42 +12,11 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from perfpipe import TEST_TYPES
-from perfpipe.app.config import (EXECUTORS, GATE_METRICS, HARD_MAX_VUS, PROFILES, max_run_seconds, read_config_yaml,
-                             settings)
+from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
+from perfpipe.core.model.overrides import overrides_json_schema
 
-_TYPES = "|".join(TEST_TYPES)
-_DURATION = {"anyOf": [{"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
-                       {"type": "number", "minimum": 0}]}
-OVERRIDES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Per-run overrides, e.g. {\"vus\": 10, \"duration\": \"30s\", \"thresholds.p95_ms\": 300}. "
-                   "Prefix a key with a test type (\"load.vus\") to scope it.",
-    "propertyNames": {"pattern": rf"^(({_TYPES})\.)?(executor|vus|duration|stages|start_vus|think_time_s|"
-                                 rf"read_ratio|graceful_stop|graceful_ramp_down|"
-                                 rf"thresholds\.({'|'.join(GATE_METRICS)})(\.(op|threshold|warn))?)$"},
-    "patternProperties": {
-        r"(^|\.)executor$": {"enum": list(EXECUTORS)},
-        r"(^|\.)vus$": {"type": "integer", "minimum": 1, "maximum": HARD_MAX_VUS},
-        r"(^|\.)start_vus$": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS},
-        r"(^|\.)(duration|graceful_stop|graceful_ramp_down)$": _DURATION,
-        r"(^|\.)think_time_s$": {"type": "number", "minimum": 0, "maximum": 60},
-        r"(^|\.)read_ratio$": {"type": "number", "minimum": 0, "maximum": 1},
-        r"(^|\.)stages$": {"anyOf": [
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+(\s*,\s*\d+(\.\d+)?(ms|s|m|h)\s*:\s*\d+)*\s*$"},
-            {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["duration", "target"], "additionalProperties": False,
-                "properties": {"duration": _DURATION,
-                               "target": {"type": "integer", "minimum": 0, "maximum": HARD_MAX_VUS}}}}]},
-        r"\.op$": {"enum": ["<", "<=", ">", ">="]},
-        r"\.(threshold|warn)$": {"type": "number"},
-        rf"^(({_TYPES})\.)?thresholds\.[a-z0-9_]+$": {
-            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$"},
-                      {"type": "null"},
-                      {"type": "object", "additionalProperties": False,
-                       "properties": {"op": {"enum": ["<", "<=", ">", ">="]}, "threshold": {"type": "number"},
-                                      "warn": {"type": ["number", "null"]}}}]},
-    },
-}
+# Generated from the model that the CLI's pre-flight and the tasks validate with: one set of rules.
+OVERRIDES_SCHEMA: dict[str, Any] = overrides_json_schema()
 TARGET_OBJECT_SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
     "description": "An inline target (same shape as an entry of config/targets.yaml); overrides `target`.",
