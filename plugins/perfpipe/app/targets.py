@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,10 @@ from urllib.parse import urlsplit
 
 from perfpipe.app.config import read_config_yaml
 from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.core.model.base import NAME_PATTERN
+from perfpipe.core.model.target import Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
 
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-_TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "script", "max_vus", "max_rps", "production",
-                "gates", "required_capacity", "analysis", "metrics_url", "chaos"}
-_REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -68,74 +67,48 @@ def _target_from_file(path: Path) -> dict[str, Any]:
 
 
 def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise InputError(field, "a target must be a mapping with base_url and requests or script")
-    unknown = set(raw) - _TARGET_KEYS
-    if unknown:
-        raise InputError(field, f"unknown keys {sorted(unknown)} (known: {', '.join(sorted(_TARGET_KEYS))})")
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise InputError(f"{field}.name", f"use letters, digits, '-', '_' or '.', got {name!r}")
-    base_url = raw.get("base_url")
-    if not isinstance(base_url, str) or not base_url:
-        raise InputError(f"{field}.base_url", "missing; e.g. http://127.0.0.1:8090")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"{field}.base_url", f"must be an http(s) URL with a host, got {base_url!r}")
-    if parts.username or parts.password:
-        # It would travel in run configs, XCom and logs: credentials belong in headers with {env|connection}.
-        raise InputError(f"{field}.base_url", "must not contain credentials; use a header with {env: ...} or "
-                                              "{connection: ...} instead")
-    try:
-        parts.port
-    except ValueError:
-        raise InputError(f"{field}.base_url", f"bad port in {base_url!r}") from None
-    target: dict[str, Any] = {"name": name, "base_url": base_url.rstrip("/")}
-    has_requests, has_script = raw.get("requests") is not None, raw.get("script") is not None
-    if has_requests == has_script:
-        raise InputError(field, "give exactly one of 'requests' (no JavaScript needed) or 'script'")
-    if has_requests:
-        target["requests"] = _validate_requests(raw["requests"], f"{field}.requests")
+    """A target document -> the plan's target (plain data). The document's own rules are the model's
+    (perfpipe.core.model.target, every problem at once); what needs files and the other config is checked here."""
+    model = validate_target_document(raw, field)
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise InputError(f"{field}.name", f"use letters, digits, '-', '_' or '.' (1-64), got {name!r}")
+    target: dict[str, Any] = {"name": name, "base_url": model.base_url.rstrip("/")}
+    if model.requests is not None:
+        target["requests"] = _plan_requests(model.requests, f"{field}.requests")
     else:
-        target["script"] = str(_resolve_script(raw["script"], f"{field}.script"))
-    target["headers"] = _validate_headers(raw.get("headers") or {}, f"{field}.headers")
-    if raw.get("max_vus") is not None:
-        value = raw["max_vus"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{field}.max_vus", f"expected a positive integer, got {value!r}")
-        target["max_vus"] = value
-    if raw.get("max_rps") is not None:
-        value = raw["max_rps"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{field}.max_rps", f"expected a positive integer (requests per second), got {value!r}")
-        target["max_rps"] = value
-    if raw.get("production") is not None:
-        if not isinstance(raw["production"], bool):
-            raise InputError(f"{field}.production", f"expected true or false, got {raw['production']!r}")
-        target["production"] = raw["production"]
-    if raw.get("gates") is not None:
-        target["gates"] = _validate_target_gates(raw["gates"], f"{field}.gates")
-    if raw.get("description"):
-        target["description"] = str(raw["description"])
-    _validate_test_settings(raw, target, field)
+        target["script"] = str(_resolve_script(model.script, f"{field}.script"))
+    target["headers"] = {key: value if isinstance(value, str) else value.model_dump(exclude_none=True)
+                         for key, value in (model.headers or {}).items()}
+    for key in ("max_vus", "max_rps", "production", "metrics_url"):
+        if getattr(model, key) is not None:
+            target[key] = getattr(model, key)
+    if model.gates is not None:
+        target["gates"] = _validate_target_gates(model.gates, f"{field}.gates")
+    if model.description:
+        target["description"] = model.description
+    if model.required_capacity is not None:
+        target["required_capacity"] = model.required_capacity.model_dump(exclude_none=True)
+    if model.analysis is not None:
+        from perfpipe.app.config import validate_analysis
+
+        target["analysis"] = validate_analysis(model.analysis, f"{field}.analysis")
+    if model.chaos is not None:
+        target["chaos"] = _validate_chaos(model.chaos, target["name"], f"{field}.chaos")
     return target
 
 
-def _validate_test_settings(raw: dict, target: dict, field: str) -> None:
-    """What the stress, soak and chaos analyses need to know about the target."""
-    from perfpipe.app.config import validate_analysis, validate_capacity
-
-    if raw.get("required_capacity") is not None:
-        target["required_capacity"] = validate_capacity(raw["required_capacity"], f"{field}.required_capacity")
-    if raw.get("analysis") is not None:
-        target["analysis"] = validate_analysis(raw["analysis"], f"{field}.analysis")
-    if raw.get("metrics_url") is not None:
-        path = raw["metrics_url"]
-        # A path on the target itself: the allowlist that admits the target admits its metrics endpoint.
-        if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
-            raise InputError(f"{field}.metrics_url", f"expected a path on the target such as /__stats, got {path!r}")
-        target["metrics_url"] = path
-    if raw.get("chaos") is not None:
-        target["chaos"] = _validate_chaos(raw["chaos"], target["name"], f"{field}.chaos")
+def _plan_requests(requests: list[Request], field: str) -> list[dict[str, Any]]:
+    clean = []
+    for req in requests:
+        method = req.method.upper()
+        expect = req.expect_status if isinstance(req.expect_status, list) else [req.expect_status]
+        clean.append({"name": req.name or f"{method} {req.path}", "method": method, "path": req.path,
+                      "weight": float(req.weight), "expect_status": expect, "body": req.body})
+    names = [r["name"] for r in clean]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(field, f"request names must be unique, repeated: {duplicated}")
+    return clean
 
 
 def _validate_chaos(chaos: Any, name: str, field: str) -> dict[str, Any]:
@@ -184,46 +157,6 @@ def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:
     return gates
 
 
-def _validate_requests(requests: Any, field: str) -> list[dict]:
-    if not isinstance(requests, list) or not requests:
-        raise InputError(field, "expected a non-empty list of requests")
-    clean = []
-    for index, req in enumerate(requests):
-        where = f"{field}[{index}]"
-        if not isinstance(req, dict):
-            raise InputError(where, "expected a mapping with method and path")
-        unknown = set(req) - _REQUEST_KEYS
-        if unknown:
-            raise InputError(where, f"unknown keys {sorted(unknown)} (known: {', '.join(sorted(_REQUEST_KEYS))})")
-        method = str(req.get("method", "GET")).upper()
-        if method not in HTTP_METHODS:
-            raise InputError(f"{where}.method", f"must be one of {', '.join(HTTP_METHODS)}, got {req.get('method')!r}")
-        path = req.get("path")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InputError(f"{where}.path", f"must start with '/', got {path!r}")
-        weight = req.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
-            raise InputError(f"{where}.weight", f"must be a positive number, got {weight!r}")
-        expect = req.get("expect_status", 200)
-        expect_list = expect if isinstance(expect, list) else [expect]
-        if not expect_list or not all(isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599
-                                      for s in expect_list):
-            raise InputError(f"{where}.expect_status", f"must be HTTP status codes (100-599), got {expect!r}")
-        name = req.get("name") or f"{method} {path}"
-        if not isinstance(name, str):
-            raise InputError(f"{where}.name", f"must be a string, got {name!r}")
-        body = req.get("body")
-        if body is not None and not isinstance(body, (dict, list, str)):
-            raise InputError(f"{where}.body", "must be a JSON object, list or string")
-        clean.append({"name": name, "method": method, "path": path, "weight": float(weight),
-                      "expect_status": expect_list, "body": body})
-    names = [r["name"] for r in clean]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise InputError(field, f"request names must be unique, repeated: {duplicated}")
-    return clean
-
-
 def _resolve_script(script: Any, field: str) -> Path:
     if not isinstance(script, str) or not script.endswith((".js", ".ts")):
         raise InputError(field, f"expected a path to a k6 .js script, got {script!r}")
@@ -233,23 +166,6 @@ def _resolve_script(script: Any, field: str) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     raise InputError(field, f"script {script!r} not found")
-
-
-def _validate_headers(headers: Any, field: str) -> dict[str, Any]:
-    if not isinstance(headers, dict):
-        raise InputError(field, "expected a mapping of header name -> value or {env|connection: ...}")
-    clean: dict[str, Any] = {}
-    for key, value in headers.items():
-        where = f"{field}.{key}"
-        if isinstance(value, str):
-            clean[str(key)] = value
-        elif isinstance(value, dict) and len(set(value) & {"env", "connection"}) == 1 \
-                and not set(value) - {"env", "connection", "prefix"}:
-            clean[str(key)] = {k: str(v) for k, v in value.items()}
-        else:
-            raise InputError(where, "expected a plain string or {env: VAR} / {connection: CONN_ID} "
-                                    "with optional prefix")
-    return clean
 
 
 def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:

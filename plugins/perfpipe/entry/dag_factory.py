@@ -14,17 +14,11 @@ from airflow.sdk import DAG, Param, task
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
 from perfpipe.core.model.overrides import overrides_json_schema
+from perfpipe.core.model.target import inline_target_json_schema
 
 # Generated from the model that the CLI's pre-flight and the tasks validate with: one set of rules.
 OVERRIDES_SCHEMA: dict[str, Any] = overrides_json_schema()
-TARGET_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": ["object", "null"],
-    "description": "An inline target (same shape as an entry of config/targets.yaml); overrides `target`.",
-    "required": ["base_url"],
-    "properties": {"base_url": {"type": "string", "pattern": "^https?://"},
-                   "requests": {"type": "array", "minItems": 1}, "script": {"type": "string"},
-                   "headers": {"type": "object"}, "name": {"type": "string"}},
-}
+TARGET_OBJECT_SCHEMA: dict[str, Any] = inline_target_json_schema()
 
 
 def perf_params(default_profile: str = "standard", default_target: str | None = None) -> dict[str, Param]:

@@ -7,17 +7,24 @@ Patterns use [0-9], not \\d: Python's and pydantic's \\d also match other script
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Iterable, get_args
+import types
+from typing import Annotated, Any, Iterable, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic.fields import FieldInfo
 
 from perfpipe.core.errors import InputError
 
 # A k6 duration: one or more <number><unit> parts, e.g. 30s, 1m30s, 500ms, 2h (k6's ns/us/d are not accepted).
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# Every pattern ends in END: Python's `$` (jsonschema's, pydantic's python-re) also matches before a final newline,
+# and "demo\n" must not pass as a name anywhere (a newline in a tag value splits InfluxDB's line protocol).
+# ECMAScript (the UI form) reads `$` as the end already; the look-ahead is a no-op there.
+END = r"$(?!\n)"
+DURATION_PART = r"([0-9]+(\.[0-9]+)?(ms|s|m|h))+"
+DURATION_PATTERN = rf"^{DURATION_PART}{END}"
 DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # A name a user gives (check, target, request, scenario): safe in tags, file names and InfluxQL.
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+NAME_PATTERN = rf"^[A-Za-z0-9_.-]{{1,64}}{END}"
 
 # Numbers: no bools, no NaN or infinity (a NaN threshold would switch its check off silently).
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -28,57 +35,183 @@ Duration = Annotated[NonNegativeNumber | DurationText, Field(description="a dura
                                                                          "or a number of seconds")]
 
 
+ADAPTER_CONFIG = ConfigDict(regex_engine="python-re")
+
+
 class StrictModel(BaseModel):
     """Frozen; unknown keys are refused (with the known ones listed); no type coercion beyond int -> float."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # python-re: the patterns' look-ahead (END) needs it; Rust's regex has none.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re")
+
+
+def closed_key_patterns(schema: Any) -> Any:
+    """pydantic writes a dict with a key pattern as `patternProperties`, which in JSON schema leaves other keys
+    unchecked; the model refuses them, so the schema must too (in place, returns the schema)."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema and "properties" not in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            closed_key_patterns(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            closed_key_patterns(value)
+    return schema
 
 
 def known_keys(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
 
 
-_FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_TYPE_LABELS = {"str", "int", "float", "bool", "none", "list", "dict"}
+def _unwrap(annotation: Any) -> tuple[Any, str | None]:
+    """The type under Annotated[...] layers, and the description its Field(...) carries, if any."""
+    description = None
+    while get_origin(annotation) is Annotated:
+        args = get_args(annotation)
+        for meta in args[1:]:
+            if isinstance(meta, FieldInfo) and meta.description:
+                description = meta.description
+        annotation = args[0]
+    return annotation, description
 
 
-def _is_branch_label(part: Any) -> bool:
-    """pydantic names a union's branches in an error's location ('constrained-float', 'list[Stage]', 'Check'):
-    those are not fields. Every field of the model is a lower-case name."""
-    return isinstance(part, str) and (not _FIELD_NAME.match(part) or part in _TYPE_LABELS)
+def _members(annotation: Any) -> list[Any] | None:
+    """A union's members other than None (None when the type is not a union)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [arg for arg in get_args(annotation) if arg is not type(None)]
+    return None
 
 
-def _path(prefix: str, loc: Iterable[Any], keep_last: bool = False) -> str:
-    parts = list(loc)
-    path = prefix
-    for index, part in enumerate(parts):
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _is_branch_label(part) and not (keep_last and index == len(parts) - 1):
-            continue
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
+def _kind(annotation: Any) -> str:
+    core, _ = _unwrap(annotation)
+    if isinstance(core, type) and issubclass(core, BaseModel):
+        return "mapping"
+    origin = get_origin(core) or core
+    if origin in (dict,):
+        return "mapping"
+    if origin in (list, tuple):
+        return "list"
+    return "scalar"
 
 
-def _fits(label: Any, value: Any) -> bool:
-    """Does the union branch named `label` take values of `value`'s kind (so its errors are the ones to show)?"""
-    if not isinstance(label, str):
-        return False
-    if isinstance(value, dict):
-        return label[:1].isupper() or label.startswith("dict[")
-    if isinstance(value, list):
-        return label.startswith(("list[", "tuple["))
-    return False
+def _value_kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "list" if isinstance(value, (list, tuple)) else "scalar"
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel] | None) -> str:
+def _branch(members: list[Any], label: Any) -> Any:
+    """The union member pydantic's location label names (a model by class name, list[...]/dict[...] by kind)."""
+    for member in members:
+        core, _ = _unwrap(member)
+        if isinstance(core, type) and issubclass(core, BaseModel) and label == core.__name__:
+            return member
+    for member in members:
+        kind = _kind(member)
+        if isinstance(label, str) and ((kind == "list" and label.startswith(("list[", "tuple[")))
+                                       or (kind == "mapping" and label.startswith("dict["))):
+            return member
+    return None
+
+
+class _Shown(str):
+    """Already made safe to show: its repr is itself."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class _Located:
+    """One pydantic error located in the type: its path parts, the unions it went through, where it ended."""
+
+    def __init__(self, annotation: Any, loc: Iterable[Any]):
+        self.parts: list[Any] = []
+        self.unions: list[tuple[tuple[Any, ...], Any, Any, str | None]] = []  # (parts, members, label, description)
+        self.holder: type[BaseModel] | None = None
+        self.description: str | None = None
+        loc = list(loc)
+        annotation, self.description = _unwrap(annotation)
+        index = 0
+        while annotation is not None:
+            members = _members(annotation)
+            if members is not None:
+                if len(members) == 1:  # X | None: no label in the location
+                    annotation, described = _unwrap(members[0])
+                    self.description = described or self.description
+                    continue
+                if index >= len(loc):
+                    break
+                label = loc[index]
+                index += 1
+                self.unions.append((tuple(self.parts), members, label, self.description))
+                chosen = _branch(members, label)
+                annotation, described = _unwrap(chosen) if chosen is not None else (None, None)
+                self.description = described or self.description
+                continue
+            if index >= len(loc):
+                break
+            part = loc[index]
+            index += 1
+            self.parts.append(part)
+            origin = get_origin(annotation)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                self.holder = annotation
+                field = annotation.model_fields.get(part) if isinstance(part, str) else None
+                if field is None:
+                    break  # an unknown key, or a model-level rule
+                annotation, described = _unwrap(field.annotation)
+                self.description = field.description or described
+            elif origin in (list, tuple):
+                annotation, self.description = _unwrap(get_args(annotation)[0])
+            elif origin is dict:
+                if index < len(loc) and loc[index] == "[key]":  # the key itself is refused
+                    annotation, self.description = _unwrap(get_args(annotation)[0])
+                    break
+                annotation, self.description = _unwrap(get_args(annotation)[1])
+            else:
+                break
+
+    def path(self, prefix: str, parts: Iterable[Any] | None = None) -> str:
+        path = prefix
+        for part in self.parts if parts is None else parts:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path = f"{path}.{part}" if path else str(part)
+        return path
+
+
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]*@")
+# Values under these keys may be secrets (a header's text, a bearer token): an error never repeats them.
+SENSITIVE_KEYS = ("headers",)
+
+
+def shown(value: Any, parts: Iterable[Any] = ()) -> str:
+    """A refused value as an error may show it: never a header's value, never a URL's credentials."""
+    if any(part in SENSITIVE_KEYS for part in parts):
+        return f"a {type(value).__name__} (not shown)"
+    text = repr(value)
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+def _value_at(value: Any, parts: Iterable[Any]) -> Any:
+    for part in parts:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _describe(error: dict[str, Any], where: _Located) -> str:
     """What is wrong and what is allowed, in words (never pydantic's own phrasing or links)."""
-    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
+    kind, ctx = error["type"], error.get("ctx") or {}
+    got = _Shown(shown(error.get("input"), where.parts))
     if kind == "extra_forbidden":
-        return f"unknown key (known: {known_keys(model)})" if model else "unknown key"
+        return f"unknown key (known: {known_keys(where.holder)})" if where.holder else "unknown key"
     if kind == "missing":
-        return "missing"
+        return f"missing; expected {where.description}" if where.description else "missing"
+    if where.description and kind != "value_error":
+        # The field says what it takes (its description is a noun phrase): one wording for every way to miss it.
+        return f"expected {where.description}, got {got!r}"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         bounds = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
         limit = next(iter(ctx.values()))
@@ -88,9 +221,14 @@ def _describe(error: dict[str, Any], model: type[BaseModel] | None) -> str:
     if kind == "string_pattern_mismatch":
         if ctx.get("pattern") == DURATION_PATTERN:
             return f"expected a duration like 30s, 2m or 1h30m (units ms, s, m, h), got {got!r}"
+        if where.description:
+            return f"expected {where.description}, got {got!r}"
         return f"has characters or a form that is not allowed, got {got!r}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {got!r}"
+    if kind in ("too_short", "too_long"):
+        return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
+               f"{ctx.get('min_length', ctx.get('max_length'))} item(s)"
     if kind.startswith(("int_", "float_", "bool_", "string_", "dict_", "list_", "model_")):
         wanted = kind.split("_")[0]
         words = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
@@ -101,76 +239,32 @@ def _describe(error: dict[str, Any], model: type[BaseModel] | None) -> str:
     return f"not allowed: {got!r}"
 
 
-def problems(exc: ValidationError, prefix: str, model: type[BaseModel] | None = None,
+def problems(exc: ValidationError, prefix: str, annotation: Any = None,
              allowed: str | None = None, value: Any = None) -> list[tuple[str, str]]:
-    """A pydantic ValidationError as (field path, problem) pairs, one per field.
+    """A pydantic ValidationError as (field path, problem) pairs, one per field, paths walked through the type.
 
-    A union value is judged by the branch of its own kind (a mapping by the model, a list by the list type); a
-    scalar that no branch takes is one problem: `allowed` (what the field takes, in words). An unknown key
-    lists the keys of the model it is in."""
-    errors = exc.errors(include_url=False)
-    labels = {e["loc"][0] for e in errors if e["loc"] and _is_branch_label(e["loc"][0])}
-    if len(labels) > 1:
-        fitting = [e for e in errors if _fits(e["loc"][0], value)]
-        if not fitting:
-            return [(prefix, f"expected {allowed}, got {value!r}" if allowed else f"not allowed: {value!r}")]
-        errors = fitting
-    by_path: dict[str, list[dict[str, Any]]] = {}
-    for error in errors:
-        by_path.setdefault(_path(prefix, error["loc"], keep_last=error["type"] == "extra_forbidden"),
-                           []).append(error)
-    found = []
-    for path, at_path in by_path.items():
-        if len(at_path) == 1:
-            found.append((path, _describe(at_path[0], _model_at(model, at_path[0]["loc"]))))
-            continue
-        field = _field_at(model, at_path[0]["loc"])
-        wanted = (field.description if field is not None and field.description else None) or "an allowed value"
-        found.append((path, f"expected {wanted}, got {at_path[0].get('input')!r}"))
-    return found
-
-
-def _walk(model: type[BaseModel] | None, loc: Iterable[Any]) -> tuple[type[BaseModel] | None, Any]:
-    """The model that holds the last field of `loc`, and that field (None where the location leaves models)."""
-    field = None
-    holder = model
-    for part in loc:
-        if holder is None or isinstance(part, int) or _is_branch_label(part):
-            continue
-        field = holder.model_fields.get(part)
-        if field is None:
-            return holder, None
-        inner = model_in(field.annotation)
-        if inner is None:
-            return holder, field
-        holder = inner
-    return holder, field
-
-
-def model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(model: type[BaseModel] | None, loc: Iterable[Any]) -> type[BaseModel] | None:
-    """The model an unknown key was found in (for its list of known keys)."""
-    parts = [p for p in loc][:-1]
-    holder = model
-    for part in parts:
-        if holder is None or isinstance(part, int) or _is_branch_label(part):
-            continue
-        field = holder.model_fields.get(part)
-        holder = model_in(field.annotation) if field is not None else None
-    return holder
-
-
-def _field_at(model: type[BaseModel] | None, loc: Iterable[Any]) -> Any:
-    return _walk(model, loc)[1]
+    At a union, the errors of the one branch of the value's own kind are shown (a mapping's by its model); when
+    no branch or several take values of that kind, the union is one problem saying what it takes (`allowed` at
+    the top, else the union's description). An unknown key lists the keys of the model it is in."""
+    located = [(error, _Located(annotation, error["loc"])) for error in exc.errors(include_url=False)]
+    decisions: dict[tuple[Any, ...], Any] = {}  # union node -> the member to descend into, or None: one problem
+    found: dict[str, str] = {}
+    for error, where in located:
+        for parts, members, label, description in where.unions:
+            node = _value_at(value, parts)
+            if parts not in decisions:
+                fitting = [m for m in members if _kind(m) == _value_kind(node)]
+                decisions[parts] = fitting[0] if len(fitting) == 1 and _kind(fitting[0]) != "scalar" else None
+            chosen = decisions[parts]
+            if chosen is None:
+                wanted = (allowed if not parts else None) or description or allowed or "an allowed value"
+                found.setdefault(where.path(prefix, parts), f"expected {wanted}, got {shown(node, parts)}")
+                break
+            if _branch(members, label) is not chosen:
+                break  # another branch's complaint about a value that was never its kind
+        else:
+            found.setdefault(where.path(prefix), _describe(error, where))
+    return list(found.items())
 
 
 def raise_problems(found: list[tuple[str, str]]) -> None:

@@ -18,18 +18,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError
 
 from perfpipe import TEST_TYPES
-from perfpipe.core.model.base import (DURATION_PATTERN, Duration, FiniteNumber as Number, StrictModel, model_in,
+from perfpipe.core.model.base import (ADAPTER_CONFIG, DURATION_PART, END, Duration, FiniteNumber as Number, StrictModel,
                                       problems, raise_problems)
 
 # A ceiling no profile or override may exceed, whatever the target says.
 HARD_MAX_VUS = 20_000
 EXECUTORS = ("constant-vus", "ramping-vus")
 GATE_OPS = ("<", "<=", ">", ">=")
-CHECK_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
-RELATIVE_PATTERN = r"^\s*[+-]?[0-9]+(\.[0-9]+)?\s*%\s*$"
-EXPRESSION_PATTERN = r"^\s*(<=|>=|<|>)\s*-?[0-9]+(\.[0-9]+)?\s*$"
-_DURATION_PART = DURATION_PATTERN[1:-1]
-COMPACT_STAGES_PATTERN = rf"^\s*{_DURATION_PART}\s*:\s*[0-9]+(\s*,\s*{_DURATION_PART}\s*:\s*[0-9]+)*\s*$"
+CHECK_NAME = r"[A-Za-z0-9_]{1,64}"
+CHECK_NAME_PATTERN = rf"^{CHECK_NAME}{END}"
+RELATIVE_PATTERN = rf"^\s*[+-]?[0-9]+(\.[0-9]+)?\s*%\s*{END}"
+EXPRESSION_PATTERN = rf"^\s*(<=|>=|<|>)\s*-?[0-9]+(\.[0-9]+)?\s*{END}"
+COMPACT_STAGES_PATTERN = (rf"^\s*{DURATION_PART}\s*:\s*[0-9]+(\s*,\s*{DURATION_PART}\s*:\s*[0-9]+)*\s*{END}")
 
 
 def _integral(value: Any) -> Any:
@@ -72,18 +72,18 @@ BaselineRuns = _count(1, 100, "")
 class CheckOverride(StrictModel):
     """A gate check, or the parts of it to change."""
 
-    op: Op | None = Field(None, description="how the value compares with the threshold: <, <=, > or >=")
-    threshold: Limit | None = Field(None, description="the fail level: a number, or a percentage of the baseline "
-                                                      "like '+10%'")
-    warn: Limit | None = Field(None, description="the warn level, on the passing side of the threshold: a number, "
-                                                 "or a percentage like '+5%'; null removes it")
-    weight: Weight | None = Field(None, description="the check's weight in the gate's score: a number above 0")
-    key: Annotated[bool, Strict()] | None = Field(None, description="true or false: a failed key check fails "
-                                                                    "the gate")
-    baseline_runs: BaselineRuns | None = Field(None, description="how many passing runs a relative threshold "
-                                                                 "compares with: 1 to 100")
+    op: Op | None = Field(None, description="<, <=, > or >= (how the value compares with the threshold)")
+    threshold: Limit | None = Field(None, description="a number, or a percentage of the baseline like '+10%' "
+                                                      "(the fail level)")
+    warn: Limit | None = Field(None, description="a number, or a percentage like '+5%' (the warn level, on the "
+                                                 "passing side of the threshold); null removes it")
+    weight: Weight | None = Field(None, description="a number above 0 (the check's weight in the gate's score)")
+    key: Annotated[bool, Strict()] | None = Field(None, description="true or false (a failed key check fails "
+                                                                    "the gate)")
+    baseline_runs: BaselineRuns | None = Field(None, description="an integer from 1 to 100 (the passing runs a "
+                                                                 "relative threshold compares with)")
     metric: Annotated[str, Strict(), Field(pattern=CHECK_NAME_PATTERN)] | None = Field(
-        None, description="the gate metric, when the check's name is not one")
+        None, description="a gate metric's name (when the check's name is not one)")
 
 
 CHECK_PARTS = ("op", "threshold", "warn", "weight", "key", "baseline_runs")
@@ -123,7 +123,9 @@ _ADAPTERS: dict[str, TypeAdapter] = {}
 
 def _adapter(name: str, annotation: Any) -> TypeAdapter:
     if name not in _ADAPTERS:
-        _ADAPTERS[name] = TypeAdapter(annotation)
+        # A model brings its own config (StrictModel's); any other type gets the same regex engine.
+        config = None if isinstance(annotation, type) and issubclass(annotation, StrictModel) else ADAPTER_CONFIG
+        _ADAPTERS[name] = TypeAdapter(annotation, config=config)
     return _ADAPTERS[name]
 
 
@@ -146,7 +148,7 @@ def _value_rule(parts: list[str]) -> tuple[str, Any, str] | str:
         annotation, _, allowed = SHAPE_FIELDS[parts[0]]
         return parts[0], annotation, allowed
     if parts[0] == "thresholds":
-        if len(parts) < 2 or not re.match(CHECK_NAME_PATTERN, parts[1]):
+        if len(parts) < 2 or not re.fullmatch(CHECK_NAME, parts[1]):
             return "expected thresholds.<check> with a check name of letters, digits and '_'"
         if len(parts) == 2:
             return "check", CHECK_VALUE, CHECK_VALUE_ALLOWED
@@ -191,7 +193,7 @@ def validate_overrides(document: Any, prefix: str = "overrides") -> dict[str, An
         except ValidationError as exc:
             # A problem with the value itself says what the key takes; one inside a mapping names its own field.
             found.extend((path, f"expected {allowed}, got {value!r}" if path == field else problem)
-                         for path, problem in problems(exc, field, model_in(annotation), allowed, value))
+                         for path, problem in problems(exc, field, annotation, allowed, value))
             continue
         clean[key] = _plain(parsed, value)
     raise_problems(found)
@@ -210,7 +212,7 @@ def _plain(parsed: Any, raw: Any) -> Any:
 def overrides_json_schema() -> dict[str, Any]:
     """The rules of validate_overrides as JSON schema, for the `overrides` Param (UI form and REST API)."""
     scope = rf"(({'|'.join(TEST_TYPES)})\.)?"
-    check = CHECK_NAME_PATTERN[1:-1]
+    check = CHECK_NAME
     patterns: dict[str, Any] = {}
     defs: dict[str, Any] = {}
 
@@ -223,10 +225,10 @@ def overrides_json_schema() -> dict[str, Any]:
         return schema
 
     for name, (annotation, description, _) in SHAPE_FIELDS.items():
-        patterns[rf"^{scope}{name}$"] = schema_of(name, annotation, description)
-    patterns[rf"^{scope}thresholds\.{check}$"] = schema_of("check", CHECK_VALUE, CHECK_VALUE_ALLOWED)
+        patterns[rf"^{scope}{name}{END}"] = schema_of(name, annotation, description)
+    patterns[rf"^{scope}thresholds\.{check}{END}"] = schema_of("check", CHECK_VALUE, CHECK_VALUE_ALLOWED)
     for part in CHECK_PARTS:
-        patterns[rf"^{scope}thresholds\.{check}\.{part}$"] = schema_of(
+        patterns[rf"^{scope}thresholds\.{check}\.{part}{END}"] = schema_of(
             f"part.{part}", _part_annotation(part), CheckOverride.model_fields[part].description or part)
     return {
         "type": "object",

@@ -129,7 +129,7 @@ CASES = [
     ("expect_status out of range", "smoke",
      lambda u, t: {"inline_target": {**inline(u), "requests": [{"path": "/", "expect_status": 700}]}}, {},
      "target.requests[0].expect_status"),
-    ("unknown target key", "smoke", lambda u, t: {"inline_target": inline(u, timeout=5)}, {}, "target"),
+    ("unknown target key", "smoke", lambda u, t: {"inline_target": inline(u, timeout=5)}, {}, "target.timeout"),
     ("header value neither string nor reference", "smoke",
      lambda u, t: {"inline_target": inline(u, headers={"Authorization": {"vault": "x"}})}, {},
      "target.headers.Authorization"),

@@ -10,7 +10,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from perfpipe.core.errors import InputError
 from perfpipe.core.model.base import (DURATION_PATTERN, NAME_PATTERN, Duration, FiniteNumber, StrictModel, problems,
-                                      raise_problems)
+                                      raise_problems, shown)
 
 
 class Inner(StrictModel):
@@ -78,18 +78,31 @@ def test_a_union_of_a_number_and_a_duration_is_one_problem_saying_what_it_takes(
 
 
 def test_union_branch_labels_never_appear_in_a_field_path():
-    adapter = TypeAdapter(Annotated[list[Inner], Field(max_length=2)] | Annotated[str, Field(pattern="^x$")])
+    steps = Annotated[list[Inner], Field(max_length=2)] | Annotated[str, Field(pattern="^x$")]
     with pytest.raises(ValidationError) as exc:
-        adapter.validate_python([{"depth": 1}, {"depth": -1}])
-    assert problems(exc.value, "steps", Inner, "a list or x", [{"depth": 1}, {"depth": -1}]) == \
+        TypeAdapter(steps).validate_python([{"depth": 1}, {"depth": -1}])
+    assert problems(exc.value, "steps", steps, "a list or x", [{"depth": 1}, {"depth": -1}]) == \
         [("steps[1].depth", "must be >= 0, got -1")]
 
 
 def test_a_scalar_no_branch_takes_says_what_the_field_takes():
-    adapter = TypeAdapter(list[Inner] | Annotated[str, Field(pattern="^x$")])
+    steps = list[Inner] | Annotated[str, Field(pattern="^x$")]
     with pytest.raises(ValidationError) as exc:
-        adapter.validate_python(5)
-    assert problems(exc.value, "steps", None, "a list or 'x'", 5) == [("steps", "expected a list or 'x', got 5")]
+        TypeAdapter(steps).validate_python(5)
+    assert problems(exc.value, "steps", steps, "a list or 'x'", 5) == [("steps", "expected a list or 'x', got 5")]
+
+
+class Keyed(StrictModel):
+    labels: dict[str, Annotated[str, Field(pattern="^[a-z]*$")] | Inner | Outer] = {}
+
+
+def test_a_users_mapping_keys_stay_in_the_path_whatever_they_look_like():
+    # "Inner" and "str" are a user's label names here, not pydantic's union labels
+    [(field, problem)] = _problems({"labels": {"Inner": {"depth": 1, "bogus": 2}, "str": "ok"}}, Keyed)
+    assert field == "doc.labels.Inner"  # two mapping branches: what the value should be, said once
+    assert problem.startswith("expected ")
+    assert _problems({"labels": {"str": "UPPER"}}, Keyed) == [("doc.labels.str", "expected an allowed value, "
+                                                                                     "got 'UPPER'")]
 
 
 def test_raise_problems_is_one_input_error_naming_the_first_field():
@@ -103,3 +116,12 @@ def test_raise_problems_is_one_input_error_naming_the_first_field():
 def test_no_pydantic_phrasing_or_links_reach_the_user():
     text = "\n".join(p for _, p in _problems({"name": "", "limit": "x", "every": [], "inner": 3, "mode": None}))
     assert "pydantic" not in text and "errors.pydantic.dev" not in text and "Input should" not in text
+
+
+@pytest.mark.parametrize("value, parts, expected", [
+    ("http://user:secret@127.0.0.1:8090", (), "'http://***@127.0.0.1:8090'"),
+    ("Bearer abc\nX-Evil: 1", ("headers", "Authorization"), "a str (not shown)"),
+    (5, (), "5"),
+])
+def test_a_refused_value_is_shown_without_its_secrets(value, parts, expected):
+    assert shown(value, parts) == expected

@@ -19,10 +19,11 @@ SCHEMA = overrides_json_schema()
 VALIDATOR = jsonschema.validators.validator_for(SCHEMA)(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 # Mostly well-formed names (so a document is often a close call on its values), some not.
-CHECKS = ["p95_ms"] * 4 + ["error_rate", "rps", "latency_ms", "a", "x" * 64, "p95-ms", "p95 ms", "", "x" * 65]
+CHECKS = ["p95_ms"] * 4 + ["error_rate", "rps", "latency_ms", "a", "x" * 64, "p95-ms", "p95 ms", "", "x" * 65,
+                            "p95_ms\n"]
 SCOPES = [""] * 6 + [f"{t}." for t in TEST_TYPES] + ["endurance.", "Load."]
 key_body = st.one_of(
-    st.sampled_from(list(SHAPE_FIELDS) * 2 + ["vu", "bogus", "vus.max", "thresholds", "stage"]),
+    st.sampled_from(list(SHAPE_FIELDS) * 2 + ["vu", "bogus", "vus.max", "thresholds", "stage", "vus\n"]),
     st.builds(lambda c: f"thresholds.{c}", st.sampled_from(CHECKS)),
     st.builds(lambda c, p: f"thresholds.{c}.{p}", st.sampled_from(CHECKS),
               st.sampled_from(list(CHECK_PARTS) + ["limit", "metric", "bogus", "op.x"])),
@@ -45,7 +46,8 @@ values = st.one_of(
     st.dictionaries(st.sampled_from(list(CHECK_PARTS) + ["metric", "bogus", "baseline", "inject", "recovery"]),
                     st.one_of(leaves, st.sampled_from(["p95_ms", "bad name"])), max_size=4),
 )
-durations = st.one_of(st.sampled_from(["30s", "1m30s", "500ms", "2h", "0s", "1.5m", "5d", "10us", "1 m", "-1s"]),
+durations = st.one_of(st.sampled_from(["30s", "1m30s", "500ms", "2h", "0s", "1.5m", "5d", "10us", "1 m", "-1s",
+                                       "30s\n"]),
                       st.integers(-1, 100), st.floats(-1, 100, allow_nan=False))
 # Values near each key's rules (edges included: 0/1, 60/61, 20000/20001), so most documents are close calls.
 NEAR: dict[str, st.SearchStrategy] = {
