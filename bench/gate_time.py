@@ -61,8 +61,11 @@ def measure(influx: Service, minutes_list: list[float], vus: int = 1000, rps: in
     from perfpipe.app.results import collect_metrics, summary_count
 
     hook = InfluxDBHook(InfluxSettings(url=influx.url, database=influx.extra["database"]), timeout_s=600)
-    gates = validate_gates(load_gates("load"), "thresholds.load")
-    plan = {"test_type": "stress", "analysis": {"error_rate": 0.05, "p95_ms": 1000, "sustain_s": 10}}
+    from perfpipe.core.model.plan import PlannedCheck, TestPlan
+
+    gates = {name: PlannedCheck(**check)
+             for name, check in validate_gates(load_gates("load"), "thresholds.load").items()}
+    analysed = {"error_rate": 0.05, "p95_ms": 1000, "sustain_s": 10}
     rows = []
     for minutes in minutes_list:
         testid = f"synthetic:p3:{minutes}min:{int(time.time())}"
@@ -71,6 +74,8 @@ def measure(influx: Service, minutes_list: list[float], vus: int = 1000, rps: in
         expected = summary_count(summary, "http_reqs")
         planned_s = generated["seconds"]
         bucket_s = rollup.bucket_seconds(planned_s)
+        plan = TestPlan(test_type="stress", profile="quick", target={"name": "bench"}, shape={}, gates=gates,
+                        expected_duration_s=planned_s, peak_vus=vus, analysis=analysed)
 
         # The companion's work while the run goes: one step per LIVE_EVERY_S of samples, LIVE_LAG_S behind.
         step_ms = max(rollup.LIVE_EVERY_S, bucket_s) * 1000

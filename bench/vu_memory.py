@@ -28,7 +28,7 @@ def measure(target_url: str, influx: Service, vus: int = 10_000, hold_s: int = 1
                              "requests": [{"method": "GET", "path": "/", "name": "root"}]})
     # Ramp to the peak, hold, stop: bounded in VUs, time and (think time) request rate.
     plan = build_plan("stress", target, "quick", {"stages": f"10s:{vus},{hold_s}s:{vus}", "think_time_s": think_s})
-    plan["analysis"] = {**plan["analysis"], "abort_after_s": 0}  # no stop-at-break: hold the peak
+    plan = plan.model_copy(update={"analysis": {**plan.analysis, "abort_after_s": 0}})  # no stop-at-break
     workdir = Path(tempfile.mkdtemp(prefix="bench-p5-"))
     write_run_config(plan, workdir)
     influx_settings = InfluxSettings(url=influx.url, database=influx.extra["database"])

@@ -18,10 +18,9 @@ from perfpipe.app.targets import resolve_target
 pytestmark = pytest.mark.integration
 
 
-def long_plan(seconds: int = 60) -> dict:
-    plan = build_plan("chaos", resolve_target("demo"), "quick", {"vus": 2, "duration": f"{seconds}s"})
-    plan["allowed_addresses"] = ["127.0.0.1"]
-    return plan
+def long_plan(seconds: int = 60):
+    return build_plan("chaos", resolve_target("demo"), "quick", {"vus": 2, "duration": f"{seconds}s"},
+                      allowed_addresses=("127.0.0.1",))
 
 
 def group_alive(pgid: int) -> bool:

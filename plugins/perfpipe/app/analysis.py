@@ -162,16 +162,16 @@ def phase_bounds(events: list[dict], run_start_ms: float, run_end_ms: float) -> 
 # ---------------------------------------------------------------------------------------------- per run
 
 
-def analyse(plan: dict[str, Any], hook: InfluxDBHook, testid: str, run: RolledRun) -> dict[str, Any]:
+def analyse(plan: TestPlan, hook: InfluxDBHook, testid: str, run: RolledRun) -> dict[str, Any]:
     """The test type's analysis: flat figures (gate metrics, perf_results fields) plus `details` for reports."""
-    analyser = _ANALYSERS.get(plan["test_type"])
+    analyser = _ANALYSERS.get(plan.test_type)
     if analyser is None or not run.buckets:
         return {}
     return analyser(plan, hook, testid, run.buckets, run.bucket_s, run.start_ms, run.end_ms)
 
 
 def _stress(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:
-    limits = plan["analysis"]
+    limits = plan.analysis
     result = breaking_point(buckets, bucket_s, limits)
     result["details"] = {"limits": {k: limits[k] for k in ("error_rate", "p95_ms", "sustain_s")},
                          "bucket_s": bucket_s, "series": _series(buckets)}
@@ -179,7 +179,7 @@ def _stress(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str
 
 
 def _spike(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:
-    limits = plan["analysis"]
+    limits = plan.analysis
     windows = spike_windows(buckets, bucket_s)
     if windows is None:
         return {"details": {"note": "no spike in the measured VUs"}}
@@ -206,7 +206,7 @@ def _spike(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str,
 
 
 def _soak(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:
-    limits = plan["analysis"]
+    limits = plan.analysis
     steady = steady_buckets(buckets)
     if len(steady) < 2:
         return {"details": {"note": "too short a steady state to measure drift"}}
@@ -252,25 +252,25 @@ def read_events(hook: InfluxDBHook, testid: str) -> list[dict]:
 
 
 def _chaos(plan, hook, testid, buckets, bucket_s, start_ms, end_ms) -> dict[str, Any]:
-    chaos = plan.get("chaos")
+    chaos = plan.chaos
     if not chaos:
         return {"details": {"note": "no fault injected: the target declares no chaos scenario"}}
     events = read_events(hook, testid)
     phases = phase_bounds(events, start_ms, end_ms)
     if not phases:
-        return {"fault_injected": False, "details": {"scenario": chaos["scenario"], "events": events,
+        return {"fault_injected": False, "details": {"scenario": chaos.scenario, "events": events,
                                                      "note": "the fault was never injected"}}
     stats = {name: window_stats(hook, testid, *bounds) for name, bounds in phases.items()}
     restore_s = phases["recovery"][0] / 1000
     restored = any(e.get("event") == "restore" and e.get("ok", True) in (True, "true") for e in events)
     recovered = recovery_seconds([b for b in buckets if b.t + bucket_s > restore_s], restore_s, math.inf,
-                                 plan["analysis"]["recovery_error_rate"]) if restored else None
+                                 plan.analysis["recovery_error_rate"]) if restored else None
     result: dict[str, Any] = {"fault_injected": True, "fault_restored": restored, "recovered_s": recovered}
     for name, figures in stats.items():
         for key in ("error_rate", "p95_ms", "rps"):
             result[f"{name}_{key}"] = figures[key]
-    result["details"] = {"scenario": chaos["scenario"], "component": chaos["component"],
-                         "action": chaos["action"], "phases": stats, "events": events,
+    result["details"] = {"scenario": chaos.scenario, "component": chaos.component,
+                         "action": chaos.action, "phases": stats, "events": events,
                          "bucket_s": bucket_s, "series": _series(buckets)}
     return result
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.core.model.plan import TestPlan
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ LOAD_START_POLL_S = 0.5
 
 
 class RunCompanions:
-    def __init__(self, plan: dict[str, Any], testid: str):
+    def __init__(self, plan: TestPlan, testid: str):
         self.plan, self.testid = plan, testid
         self.workers: list[_Companion] = [RollupCompanion(plan, testid)]
-        if plan["target"].get("metrics_url") and plan["test_type"] in ("soak", "chaos"):
+        if plan.target.get("metrics_url") and plan.test_type in ("soak", "chaos"):
             self.workers.append(MemorySampler(plan, testid))
-        if plan.get("chaos"):
+        if plan.chaos is not None:
             self.workers.append(ChaosController(plan, testid))
 
     def __enter__(self) -> "RunCompanions":
@@ -51,11 +52,11 @@ class RunCompanions:
 
 
 class _Companion(threading.Thread):
-    def __init__(self, plan: dict[str, Any], testid: str, name: str):
+    def __init__(self, plan: TestPlan, testid: str, name: str):
         super().__init__(name=name, daemon=True)
         self.plan, self.testid = plan, testid
         self.stopping = threading.Event()
-        self.tags = {TESTID: testid, TEST_TYPE: plan["test_type"], TARGET: plan["target"]["name"]}
+        self.tags = {TESTID: testid, TEST_TYPE: plan.test_type, TARGET: plan.target_name}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -64,10 +65,10 @@ class _Companion(threading.Thread):
 class MemorySampler(_Companion):
     """GET <base_url><metrics_url> every few seconds and store its `rss_bytes` as perf_target_stats.rss_mb."""
 
-    def __init__(self, plan: dict[str, Any], testid: str):
+    def __init__(self, plan: TestPlan, testid: str):
         super().__init__(plan, testid, "perfpipe-memory-sampler")
-        self.url = plan["target"]["base_url"] + plan["target"]["metrics_url"]
-        self.interval_s = min(10.0, max(1.0, plan["expected_duration_s"] / 60))
+        self.url = plan.target["base_url"] + plan.target["metrics_url"]
+        self.interval_s = min(10.0, max(1.0, plan.expected_duration_s / 60))
         # The target passed the allowlist; no proxy from the environment may redirect the request elsewhere.
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self.samples = 0
@@ -94,14 +95,14 @@ class RollupCompanion(_Companion):
     """Keeps the run's perf_rollup buckets (perfpipe.app.rollup) up to date while k6 runs, so that the gate only rolls
     the tail. Best effort: if it falls behind or fails, complete_rollup rolls whatever is left after the run."""
 
-    def __init__(self, plan: dict[str, Any], testid: str):
+    def __init__(self, plan: TestPlan, testid: str):
         super().__init__(plan, testid, "perfpipe-rollup")
         self.rolls = 0
 
     def run(self) -> None:
         from perfpipe.app import rollup
         hook = InfluxDBHook(timeout_s=30)
-        bucket_s = rollup.bucket_seconds(self.plan.get("expected_duration_s") or 0)
+        bucket_s = rollup.bucket_seconds(self.plan.expected_duration_s)
         start = load_start(hook, self.testid, self.stopping, "rollup")
         if start is None:
             return
@@ -146,9 +147,9 @@ def load_start(hook: InfluxDBHook, testid: str, stopping: threading.Event, who: 
 class ChaosController(_Companion):
     """baseline -> inject (held by a perfpipe.app.chaos holder for the inject phase) -> restore -> recovery."""
 
-    def __init__(self, plan: dict[str, Any], testid: str):
+    def __init__(self, plan: TestPlan, testid: str):
         super().__init__(plan, testid, "perfpipe-chaos")
-        self.chaos = plan["chaos"]
+        self.chaos = plan.chaos
         self.hold = None
         self.restore_recorded = False
         self.lock = threading.Lock()  # inject vs. restore from on_kill
@@ -158,8 +159,8 @@ class ChaosController(_Companion):
     def run(self) -> None:
         from perfpipe.app.chaos import FaultHold, parse_chaos, restore_leftovers
 
-        phases = self.chaos["phases_s"]
-        spec = parse_chaos(self.plan["target"]["name"], self.chaos["spec"])
+        phases = self.chaos.phases_s
+        spec = parse_chaos(self.plan.target_name, self.chaos.spec)
         try:
             restored = restore_leftovers()
             if restored:
@@ -172,13 +173,13 @@ class ChaosController(_Companion):
             with self.lock:
                 if self.stopping.is_set():
                     return
-                log.info("chaos %s: injecting %s on %s for %.0fs", self.chaos["scenario"], self.chaos["action"],
-                         self.chaos["component"], phases["inject"])
-                self.hold = FaultHold.start(spec, self.chaos["scenario"], hold_s=phases["inject"],
+                log.info("chaos %s: injecting %s on %s for %.0fs", self.chaos.scenario, self.chaos.action,
+                         self.chaos.component, phases["inject"])
+                self.hold = FaultHold.start(spec, self.chaos.scenario, hold_s=phases["inject"],
                                             on_event=self.on_holder_event)
             self.record_restore(self.hold.wait())
         except Exception:
-            log.exception("chaos %s failed; the fault is restored", self.chaos["scenario"])
+            log.exception("chaos %s failed; the fault is restored", self.chaos.scenario)
             self.record_event({"event": "error", "time": time.time(), "detail": "see the task log"})
         finally:
             self.restore()
@@ -201,7 +202,7 @@ class ChaosController(_Companion):
                 return
             self.restore_recorded = True
         if not event.get("ok"):
-            log.error("chaos %s: the fault was NOT restored: %s", self.chaos["scenario"], event)
+            log.error("chaos %s: the fault was NOT restored: %s", self.chaos.scenario, event)
         self.record_event(event)
 
     def stop(self) -> None:
@@ -212,13 +213,13 @@ class ChaosController(_Companion):
         """An injection/restore event as a perf_events point (Grafana annotations, phase boundaries)."""
         kind = str(event.get("event"))
         log.info("chaos event %s: %s", kind, json.dumps(event, default=str))
-        fields = {"text": f"{self.chaos['scenario']}: {kind} {self.chaos['action']} on {self.chaos['component']}"
+        fields = {"text": f"{self.chaos.scenario}: {kind} {self.chaos.action} on {self.chaos.component}"
                           + (f" ({json.dumps(event['detail'], default=str)[:300]})" if event.get("detail") else ""),
-                  "component": self.chaos["component"], "action": self.chaos["action"],
+                  "component": self.chaos.component, "action": self.chaos.action,
                   "ok": bool(event.get("ok", True))}
         try:
             self.hook.write([{"measurement": PERF_EVENTS.name, "tags": {**self.tags, "scenario":
-                                                                          self.chaos["scenario"], "event": kind},
+                                                                          self.chaos.scenario, "event": kind},
                               "time": int(float(event.get("time") or time.time()) * 1000), "fields": fields}])
         except Exception:
             log.exception("could not record the chaos %s event", kind)

@@ -18,6 +18,7 @@ import yaml
 from perfpipe import TEST_TYPES
 from perfpipe.core.errors import InputError
 from perfpipe.core.model.overrides import EXECUTORS, GATE_OPS, HARD_MAX_VUS, validate_overrides
+from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.paths import config_dir
 
 PROFILES = ("quick", "standard")
@@ -495,9 +496,9 @@ def max_run_seconds(test_type: str) -> float:
     return 2 * shape_duration_s(load_profile("standard").get(test_type) or {}) + 900
 
 
-def run_timeout_s(plan: dict[str, Any]) -> float:
+def run_timeout_s(plan: TestPlan) -> float:
     """perfpipe's own limit on one k6 run: the shape's duration plus room for ramp-down and flushing."""
-    return float(plan["expected_duration_s"]) * 1.2 + float(settings()["run_timeout_margin_s"])
+    return float(plan.expected_duration_s) * 1.2 + float(settings()["run_timeout_margin_s"])
 
 
 def load_analysis(test_type: str, target: dict) -> dict[str, Any]:
@@ -535,17 +536,17 @@ def validate_capacity(capacity: Any, field: str) -> dict[str, float]:
     return capacity
 
 
-def _analysis_checks(plan: dict[str, Any], gates: dict[str, Any]) -> dict[str, str]:
+def _analysis_checks(test_type: str, target: dict[str, Any], peak_vus: int, chaos: dict[str, Any] | None,
+                     gates: dict[str, Any]) -> dict[str, str]:
     """Gate checks that come from the target and test type rather than gates.yaml; returns checks to skip."""
-    target, test_type = plan["target"], plan["test_type"]
     if test_type == "stress":
         # The breaking point must reach the target's required capacity; without one, the ramp must not break.
         required = target.get("required_capacity") or {}
-        gates.setdefault("capacity_vus", {"op": ">=", "threshold": required.get("vus", plan["peak_vus"])})
+        gates.setdefault("capacity_vus", {"op": ">=", "threshold": required.get("vus", peak_vus)})
         if "rps" in required:
             gates.setdefault("capacity_rps", {"op": ">=", "threshold": required["rps"]})
-    if test_type == "chaos" and plan.get("chaos"):
-        tolerance = plan["chaos"]["tolerance"]
+    if test_type == "chaos" and chaos:
+        tolerance = chaos["tolerance"]
         gates.setdefault("inject_error_rate", {"op": "<=", "threshold": tolerance["inject_error_rate"]})
         gates.setdefault("inject_p95_ms", {"op": "<", "threshold": tolerance["inject_p95_ms"]})
         gates.setdefault("recovered_s", {"op": "<=", "threshold": tolerance["recovered_within_s"]})
@@ -584,8 +585,12 @@ def chaos_plan(target: dict, scenario: str | None, phases: dict[str, float] | No
 
 
 def build_plan(test_type: str, target: dict, profile: str = "quick",
-               overrides: dict[str, Any] | None = None, chaos_scenario: str | None = None) -> dict[str, Any]:
-    """The validated plan of one k6 run. Raises InputError naming the bad field."""
+               overrides: dict[str, Any] | None = None, chaos_scenario: str | None = None, *,
+               allowed_addresses: tuple[str, ...] = (), script_requirements: dict[str, Any] | None = None) -> TestPlan:
+    """The validated plan of one k6 run, built once (frozen). Raises InputError naming the bad field.
+
+    `allowed_addresses`: what the allowlist check resolved the target to; `script_requirements`: what `k6 inspect`
+    read from a user's script (its own VUs and duration, held to the target's caps)."""
     if test_type not in TEST_TYPES:
         raise InputError("test_type", f"unknown test type {test_type!r} (known: {', '.join(TEST_TYPES)})")
     shape = dict(load_profile(profile).get(test_type) or {})
@@ -597,24 +602,29 @@ def build_plan(test_type: str, target: dict, profile: str = "quick",
     apply_overrides(test_type, shape, gates, overrides or {})
     _check_vus_override_cap(test_type, overrides or {}, target_vu_cap(target))
     clean_shape = validate_shape(shape, f"{profile}.{test_type}", target_vu_cap(target))
-    plan = {
-        "test_type": test_type,
-        "profile": profile,
-        "target": target,
-        "shape": clean_shape,
-        "gates": gates,
-        "expected_duration_s": shape_duration_s(clean_shape),
-        "peak_vus": shape_peak_vus(clean_shape),
-        "analysis": load_analysis(test_type, target),
-    }
+    expected_duration_s, peak_vus = shape_duration_s(clean_shape), shape_peak_vus(clean_shape)
+    duration_field = f"{profile}.{test_type}.duration"
+    if target.get("script") and script_requirements is not None:
+        # A user's script sets its own load: hold it to the same caps, and time the run by its own duration.
+        peak_vus = int(script_requirements.get("maxVUs") or 0)
+        cap = target_vu_cap(target)
+        if peak_vus > cap:
+            raise InputError("script", f"the script's options reach {peak_vus} VUs, above the target's cap of {cap}")
+        check_rate_cap(target, script_requirements.get("scenarios") or {}, "script")
+        expected_duration_s = parse_duration(script_requirements.get("totalDuration") or "0s", "script.duration")
+        duration_field = "script"
+    chaos = None
     if test_type == "chaos":
-        plan["chaos"] = chaos_plan(target, chaos_scenario, clean_shape.get("phases"))
-        if plan["chaos"] and not clean_shape.get("phases"):
+        chaos = chaos_plan(target, chaos_scenario, clean_shape.get("phases"))
+        if chaos and not clean_shape.get("phases"):
             raise InputError(f"{profile}.chaos.phases", "a chaos scenario needs the load shape's phases "
                                                         "{baseline, inject, recovery}")
-    plan["skipped_checks"] = _analysis_checks(plan, gates)
-    plan["gates"] = validate_gates(gates, f"thresholds.{test_type}")
-    check_run_fits(plan, f"{profile}.{test_type}.duration")
+    skipped_checks = _analysis_checks(test_type, target, peak_vus, chaos, gates)
+    plan = TestPlan(test_type=test_type, profile=profile, target=target, shape=clean_shape,
+                    gates=validate_gates(gates, f"thresholds.{test_type}"), expected_duration_s=expected_duration_s,
+                    peak_vus=peak_vus, analysis=load_analysis(test_type, target), skipped_checks=skipped_checks,
+                    chaos=chaos, allowed_addresses=tuple(allowed_addresses))
+    check_run_fits(plan, duration_field)
     check_rate_cap(target, {test_type: clean_shape}, f"{profile}.{test_type}")
     return plan
 
@@ -679,8 +689,7 @@ def check_rate_cap(target: dict, scenarios: dict[str, dict], field: str) -> None
                                               f"(targets.{target.get('name')}.max_rps)")
 
 
-def check_run_fits(plan: dict[str, Any], field: str) -> None:
+def check_run_fits(plan: TestPlan, field: str) -> None:
     """Refuse a plan whose k6 run could outlast its task's Airflow execution_timeout."""
-    if run_timeout_s(plan) > max_run_seconds(plan["test_type"]):
-        raise InputError(field, f"{plan['expected_duration_s']:.0f}s is longer than a {plan['test_type']} run "
-                                f"may last")
+    if run_timeout_s(plan) > max_run_seconds(plan.test_type):
+        raise InputError(field, f"{plan.expected_duration_s:.0f}s is longer than a {plan.test_type} run may last")

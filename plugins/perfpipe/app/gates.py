@@ -12,24 +12,26 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from perfpipe.core.model.plan import PlannedCheck
+
 PASS, WARN, FAIL, SKIPPED, INCONCLUSIVE, ABORTED = "pass", "warn", "fail", "skipped", "inconclusive", "aborted"
 SCORE_PASS, SCORE_WARN = 90.0, 75.0
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _POINTS = {PASS: 1.0, WARN: 0.5, FAIL: 0.0}
 
 
-def evaluate_check(name: str, check: dict, value: float | None, baseline: float | None = None) -> dict[str, Any]:
-    op, threshold, warn = check["op"], check.get("threshold"), check.get("warn")
-    row: dict[str, Any] = {"name": name, "metric": check.get("metric", name), "op": op, "threshold": threshold,
-                           "warn": warn, "weight": check.get("weight", 1.0), "key": check.get("key", True),
-                           "value": value}
-    if "relative" in check:
-        row.update(relative=f"{check['relative']:+g}%", baseline=baseline)
+def evaluate_check(name: str, check: PlannedCheck, value: float | None,
+                   baseline: float | None = None) -> dict[str, Any]:
+    op, threshold, warn = check.op, check.threshold, check.warn
+    row: dict[str, Any] = {"name": name, "metric": check.metric or name, "op": op, "threshold": threshold,
+                           "warn": warn, "weight": check.weight, "key": check.key, "value": value}
+    if check.relative is not None:
+        row.update(relative=f"{check.relative:+g}%", baseline=baseline)
         if baseline is None:
             return {**row, "result": SKIPPED, "reason": "no baseline yet (no earlier passing run)"}
-        threshold = row["threshold"] = round(baseline * (1 + check["relative"] / 100), 6)
-        if "warn_relative" in check:
-            warn = row["warn"] = round(baseline * (1 + check["warn_relative"] / 100), 6)
+        threshold = row["threshold"] = round(baseline * (1 + check.relative / 100), 6)
+        if check.warn_relative is not None:
+            warn = row["warn"] = round(baseline * (1 + check.warn_relative / 100), 6)
     if value is None:
         return {**row, "result": FAIL, "reason": "no data"}
     if not _OPS[op](value, threshold):
@@ -48,14 +50,14 @@ def score(checks: list[dict]) -> float | None:
     return round(100 * sum(c["weight"] * _POINTS[c["result"]] for c in rated) / total, 1)
 
 
-def evaluate_gate(metrics: dict[str, Any], gates: dict[str, dict], *, metrics_complete: bool,
+def evaluate_gate(metrics: dict[str, Any], gates: dict[str, PlannedCheck], *, metrics_complete: bool,
                   k6_thresholds_ok: bool = True, aborted: bool = False,
                   baselines: dict[str, float | None] | None = None,
                   skipped: dict[str, str] | None = None) -> tuple[str, list[dict], float | None]:
     """All checks of a gate, the verdict they add up to and the gate's score. `skipped` names checks the target
     is not set up for (with the reason): shown as skipped, never passed."""
     baselines, skipped = baselines or {}, skipped or {}
-    checks = [evaluate_check(name, check, metrics.get(check.get("metric", name)), baselines.get(name))
+    checks = [evaluate_check(name, check, metrics.get(check.metric or name), baselines.get(name))
               if name not in skipped else
               {**evaluate_check(name, check, None), "result": SKIPPED, "reason": skipped[name]}
               for name, check in gates.items()]

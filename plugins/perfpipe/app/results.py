@@ -15,6 +15,7 @@ from perfpipe.app.measurements import (ANALYSIS_FIELDS, CHECKS, HTTP_REQ_DURATIO
                                        METRIC_FIELDS, NO_EXIT_CODE, NO_SCORE, NUMERIC_RESULT_FIELDS, PERF_PIPELINE,
                                        PERF_RESULTS, VUS)
 from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.core.model.plan import PlannedCheck
 
 RESULTS_MEASUREMENT = PERF_RESULTS.name  # kept for importers; the schema is perfpipe.app.measurements
 
@@ -210,7 +211,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: str, gates: dict[str, dict],
+def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: str, gates: dict[str, PlannedCheck],
                     before: datetime) -> dict[str, float | None]:
     """For each relative check: the median of its metric over the last N passing, complete runs of the same test
     type, target and profile (a quick run is no baseline for a standard one) with a logical date before `before`
@@ -219,14 +220,14 @@ def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: st
 
     baselines: dict[str, float | None] = {}
     for name, check in gates.items():
-        if "relative" not in check:
+        if check.relative is None:
             continue
-        metric = check.get("metric", name)
+        metric = check.metric or name
         points = hook.query(
             f'SELECT "{metric}" AS v FROM "{PERF_RESULTS}" WHERE "test_type" = $test_type AND '
             f'"target" = $target AND "profile" = $profile AND ("verdict" = \'pass\' OR "verdict" = \'warn\') AND '
             f'"metrics_complete" = true AND time < {int(before.timestamp() * 1000)}ms '
-            f'ORDER BY time DESC LIMIT {int(check.get("baseline_runs", 5))}',
+            f'ORDER BY time DESC LIMIT {int(check.baseline_runs or 5)}',
             {"test_type": test_type, "target": target, "profile": profile})
         values = [float(p["v"]) for p in points if p.get("v") is not None]
         baselines[name] = statistics.median(values) if values else None

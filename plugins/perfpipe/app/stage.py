@@ -19,6 +19,7 @@ from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
+from perfpipe.core.model.plan import TestPlan
 from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app.report_paths import stage_report_dir
 from perfpipe.core.paths import scripts_dir
@@ -36,7 +37,7 @@ def target_from_params(params: dict[str, Any]) -> dict[str, Any]:
     return checked_once("target", (spec, _config_fingerprint()), lambda: _resolve_logged(spec))
 
 
-def check_params(test_type: str, params: dict[str, Any]) -> dict[str, Any]:
+def check_params(test_type: str, params: dict[str, Any]) -> TestPlan:
     """The plan of a run's params, from the config files alone (no DNS, no InfluxDB, no k6): what the REST API's
     trigger check (perfpipe.entry.trigger_check) can refuse before a run is created."""
     target = target_from_params(params)
@@ -114,7 +115,7 @@ def run_stages(test_type: str, include_soak: bool = False) -> list[str]:
 
 
 def prepare_run(stages: list[str], params: dict[str, Any], *,
-                check_influx: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+                check_influx: bool = True) -> tuple[dict[str, TestPlan], dict[str, Any]]:
     """Check every stage of a run before any load: one target resolution and allowlist check, one InfluxDB
     ping, one `k6 inspect` per distinct script and config. Returns the plans by stage and the `checked` record
     the later stages reuse (`prepare_plan(..., checked=)`)."""
@@ -122,14 +123,14 @@ def prepare_run(stages: list[str], params: dict[str, Any], *,
                 for i, stage in enumerate(stages)}
     plans = {stage: plan for stage, (plan, _) in prepared.items()}
     first = plans[stages[0]]
-    checked = {"input": input_key(params), "target": first["target"],
-               "allowed_addresses": first["allowed_addresses"],
+    checked = {"input": input_key(params), "target": first.target,
+               "allowed_addresses": list(first.allowed_addresses),
                "requirements": {stage: requirements for stage, (_, requirements) in prepared.items()}}
     return plans, checked
 
 
 def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool = True,
-                 checked: dict[str, Any] | None = None) -> dict[str, Any]:
+                 checked: dict[str, Any] | None = None) -> TestPlan:
     """Everything that can be refused is refused here, before any load: target, allowlist, shape, gates,
     header secrets, InfluxDB and the script's init context (`k6 inspect`).
 
@@ -139,29 +140,33 @@ def prepare_plan(test_type: str, params: dict[str, Any], *, check_influx: bool =
 
 
 def _prepare(test_type: str, params: dict[str, Any], *, check_influx: bool,
-             checked: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+             checked: dict[str, Any] | None) -> tuple[TestPlan, dict[str, Any]]:
     conf = settings()
     reuse = checked is not None and checked.get("input") == input_key(params) \
         and test_type in (checked.get("requirements") or {})
     target = checked["target"] if reuse else target_from_params(params)
-    plan = build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
-                      chaos_scenario=params.get("chaos_scenario") or None)
+
+    def plan_with(addresses: tuple[str, ...], requirements: dict[str, Any] | None = None) -> TestPlan:
+        return build_plan(test_type, target, params.get("profile") or "standard", params.get("overrides") or {},
+                          chaos_scenario=params.get("chaos_scenario") or None, allowed_addresses=addresses,
+                          script_requirements=requirements)
+
+    draft = plan_with(())  # the run's own parameters first: refused before the allowlist is asked (no DNS)
     if reuse:
-        plan["allowed_addresses"] = list(checked["allowed_addresses"])
+        addresses = tuple(checked["allowed_addresses"])
     else:
-        plan["allowed_addresses"] = checked_once(
-            "allowlist", (target, conf["allowlist"]), lambda: _check_safe_logged(target, conf["allowlist"]))
+        addresses = tuple(checked_once(
+            "allowlist", (target, conf["allowlist"]), lambda: _check_safe_logged(target, conf["allowlist"])))
+    plan = draft.model_copy(update={"allowed_addresses": addresses})  # the check's own result, nothing to refuse
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx and not reuse:
         hook = InfluxDBHook()
         checked_once("influxdb", (hook.settings.url, hook.settings.database), lambda: _ping_logged(hook),
                      ttl_s=INFLUX_TTL_S)
-    if reuse:
-        requirements = checked["requirements"][test_type]
-    else:
-        requirements = _inspect(plan, headers)
-    if plan["target"].get("script"):
-        apply_script_requirements(plan, requirements or {})
+    requirements = checked["requirements"][test_type] if reuse else _inspect(plan, headers)
+    if target.get("script"):
+        # A user's script sets its own load: the plan is timed and capped by what k6 read from it.
+        plan = plan_with(addresses, requirements or {})
     return plan, requirements
 
 
@@ -177,7 +182,7 @@ def _ping_logged(hook: InfluxDBHook) -> bool:
     return True
 
 
-def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+def _inspect(plan: TestPlan, headers: dict[str, str]) -> dict[str, Any]:
     """Run the script's init context with the real run config, in a scratch folder (no load is sent)."""
     import tempfile
 
@@ -189,21 +194,7 @@ def _inspect(plan: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         return validate_script(invocation.argv[0], script_for(plan, str(scripts_dir())), invocation.env)
 
 
-def apply_script_requirements(plan: dict[str, Any], requirements: dict[str, Any]) -> None:
-    """A user's script sets its own load: hold it to the same caps, and time the run by its own duration."""
-    from perfpipe.app.config import check_rate_cap, check_run_fits, parse_duration, target_vu_cap
-
-    cap = target_vu_cap(plan["target"])
-    max_vus = int(requirements.get("maxVUs") or 0)
-    if max_vus > cap:
-        raise InputError("script", f"the script's options reach {max_vus} VUs, above the target's cap of {cap}")
-    plan["peak_vus"] = max_vus
-    check_rate_cap(plan["target"], requirements.get("scenarios") or {}, "script")
-    plan["expected_duration_s"] = parse_duration(requirements.get("totalDuration") or "0s", "script.duration")
-    check_run_fits(plan, "script")
-
-
-def local_invocation(plan: dict[str, Any], *, testid: str, report_dir: Path, headers: dict[str, str],
+def local_invocation(plan: TestPlan, *, testid: str, report_dir: Path, headers: dict[str, str],
                      with_influx: bool = True) -> K6Invocation:
     from perfpipe.core.hooks.influxdb import influx_settings
 
@@ -213,22 +204,22 @@ def local_invocation(plan: dict[str, Any], *, testid: str, report_dir: Path, hea
         blocked_networks=blocked_networks(plan))
 
 
-def blocked_networks(plan: dict[str, Any]) -> list[str]:
+def blocked_networks(plan: TestPlan) -> list[str]:
     """Everything outside the allowlist (and the target's own addresses): k6 refuses to connect there."""
-    return k6_blocked_networks(settings()["allowlist"], plan["allowed_addresses"])
+    return k6_blocked_networks(settings()["allowlist"], list(plan.allowed_addresses))
 
 
 def report_dir_for(dag_id: str, run_id: str, test_type: str) -> Path:
     return stage_report_dir(dag_id, run_id, test_type)
 
 
-def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, run_id: str,
+def evaluate_stage(plan: TestPlan, run: dict[str, Any], *, dag_id: str, run_id: str,
                    logical_date: datetime) -> dict[str, Any]:
     """Measure the run from InfluxDB, reconcile counts, fetch baselines and apply the gate."""
     hook = InfluxDBHook()
     summary = read_k6_summary(run["summary"])
     duration_s = run.get("test_duration_s") or None
-    rolled = complete_rollup(hook, run["testid"], summary_count(summary, "http_reqs"), plan.get("expected_duration_s"))
+    rolled = complete_rollup(hook, run["testid"], summary_count(summary, "http_reqs"), plan.expected_duration_s)
     metrics = collect_metrics(hook, run["testid"], summary, duration_s, rolled.stored_reqs, rolled.stored_durations)
     if not summary:
         log.error("k6 wrote no summary (%s): request count cannot be reconciled", run["summary"])
@@ -240,13 +231,12 @@ def evaluate_stage(plan: dict[str, Any], run: dict[str, Any], *, dag_id: str, ru
         metrics["stopped_at_break"] = True
         crossed.remove(BREAK_METRIC)
     k6_thresholds_ok = not crossed if summary else run.get("exit_code") != EXIT_THRESHOLDS_FAILED
-    baselines = baseline_values(hook, plan["test_type"], plan["target"]["name"], plan["profile"], plan["gates"],
-                                logical_date)
+    baselines = baseline_values(hook, plan.test_type, plan.target_name, plan.profile, plan.gates, logical_date)
     verdict, checks, score = evaluate_gate(
-        metrics, plan["gates"], metrics_complete=metrics["metrics_complete"], k6_thresholds_ok=k6_thresholds_ok,
-        aborted=run.get("aborted", False), baselines=baselines, skipped=plan.get("skipped_checks"))
+        metrics, plan.gates, metrics_complete=metrics["metrics_complete"], k6_thresholds_ok=k6_thresholds_ok,
+        aborted=run.get("aborted", False), baselines=baselines, skipped=plan.skipped_checks)
     stage = {
-        "test_type": plan["test_type"], "target": plan["target"]["name"], "profile": plan["profile"],
+        "test_type": plan.test_type, "target": plan.target_name, "profile": plan.profile,
         "dag_id": dag_id, "run_id": run_id, "testid": run["testid"], "verdict": verdict,
         "score": score, "metrics": metrics, "checks": checks, "report": run.get("report") or "",
         "summary": run.get("summary") or "", "k6_exit_code": run.get("exit_code"),

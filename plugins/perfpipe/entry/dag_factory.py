@@ -87,13 +87,14 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
         clear_run_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"],
                           None if first_stage else test_type)
-        return plan
+        return plan.to_json_data()  # XCom carries JSON; the next tasks read it back as a TestPlan
 
     @task(task_id="evaluate")
     def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
         from perfpipe.app.stage import evaluate_stage
+        from perfpipe.core.model.plan import TestPlan
 
-        return evaluate_stage(plan, run, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+        return evaluate_stage(TestPlan.from_json_data(plan), run, dag_id=context["dag"].dag_id, run_id=context["run_id"],
                               logical_date=logical_date_of(context))
 
     @task(task_id="record")

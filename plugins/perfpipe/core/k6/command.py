@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from perfpipe.core.hooks.influxdb import InfluxSettings
+from perfpipe.core.model.plan import TestPlan
 
 # k6's exit codes that perfpipe tells apart.
 EXIT_THRESHOLDS_FAILED = 99  # the script's own thresholds were crossed: a measured run
@@ -61,30 +62,30 @@ def testid_for(dag_id: str, run_id: str, test_type: str, try_number: int) -> str
     return f"{dag_id}:{run_id}:{test_type}:try{try_number}"
 
 
-def script_for(plan: dict[str, Any], scripts_path: str) -> str:
+def script_for(plan: TestPlan, scripts_path: str) -> str:
     """The entry script: the target's own script, or the bundled one for the test type."""
-    return plan["target"].get("script") or f"{scripts_path}/{plan['test_type']}.js"
+    return plan.target.get("script") or f"{scripts_path}/{plan.test_type}.js"
 
 
-def run_config(plan: dict[str, Any]) -> dict[str, Any]:
+def run_config(plan: TestPlan) -> dict[str, Any]:
     """The JSON the bundled scripts read (docs/k6-script-contract.md). Headers are left out: they may be secret."""
-    target = {k: v for k, v in plan["target"].items() if k in ("name", "base_url", "requests")}
-    config = {"test_type": plan["test_type"], "target": target, "shape": plan["shape"]}
-    limits = plan.get("analysis") or {}
-    if plan["test_type"] == "stress" and limits.get("abort_after_s"):
+    target = {k: v for k, v in plan.target.items() if k in ("name", "base_url", "requests")}
+    config = {"test_type": plan.test_type, "target": target, "shape": plan.shape}
+    limits = plan.analysis
+    if plan.test_type == "stress" and limits.get("abort_after_s"):
         config["stop_at_break"] = {"error_rate": limits["error_rate"], "p95_ms": limits["p95_ms"],
                                    "window_s": limits["sustain_s"], "after_s": limits["abort_after_s"]}
     return config
 
 
-def write_run_config(plan: dict[str, Any], report_dir: Path) -> Path:
+def write_run_config(plan: TestPlan, report_dir: Path) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / RUN_CONFIG_FILE
     path.write_text(json.dumps(run_config(plan), indent=2), encoding="utf-8")
     return path
 
 
-def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: str, report_path: str,
+def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, report_path: str,
                      influx: InfluxSettings | None, headers: dict[str, str], blocked_networks: list[str],
                      api_address: str = "") -> K6Invocation:
     """k6 argv + env. `report_path` is the stage's report folder as k6 sees it."""
@@ -92,24 +93,24 @@ def build_invocation(plan: dict[str, Any], *, testid: str, binary: str, script: 
             "--address", api_address,  # no REST API listener unless asked (and then loopback only)
             "--no-color",
             "--tag", f"testid={testid}",
-            "--tag", f"test_type={plan['test_type']}",
-            "--tag", f"target={plan['target']['name']}",
+            "--tag", f"test_type={plan.test_type}",
+            "--tag", f"target={plan.target_name}",
             "--summary-export", f"{report_path}/{SUMMARY_FILE}"]
     if blocked_networks:
         argv += ["--blacklist-ip", ",".join(blocked_networks)]
-    if plan["target"].get("max_rps"):
-        argv += ["--rps", str(int(plan["target"]["max_rps"]))]  # k6 itself caps every request of the run
+    if plan.target.get("max_rps"):
+        argv += ["--rps", str(int(plan.target["max_rps"]))]  # k6 itself caps every request of the run
     env = {
         "K6_NO_USAGE_REPORT": "true",
         "K6_WEB_DASHBOARD": "true",
         "K6_WEB_DASHBOARD_PORT": "-1",  # no listener; the HTML report is still exported at the end
         "K6_WEB_DASHBOARD_EXPORT": f"{report_path}/{REPORT_FILE}",
         # k6 skips the report when a run has fewer than a few periods of data: short runs sample every second.
-        "K6_WEB_DASHBOARD_PERIOD": "1s" if plan["expected_duration_s"] <= 300 else "10s",
+        "K6_WEB_DASHBOARD_PERIOD": "1s" if plan.expected_duration_s <= 300 else "10s",
         "PERFPIPE_RUN_CONFIG": f"{report_path}/{RUN_CONFIG_FILE}",
         "PERFPIPE_TARGET_HEADERS": json.dumps(headers),
-        "BASE_URL": plan["target"]["base_url"],
-        "PERFPIPE_TEST_TYPE": plan["test_type"],
+        "BASE_URL": plan.target["base_url"],
+        "PERFPIPE_TEST_TYPE": plan.test_type,
     }
     secret_keys = {"PERFPIPE_TARGET_HEADERS"}
     if influx is not None:

@@ -13,6 +13,7 @@ from perfpipe.app.companions import RunCompanions
 from perfpipe.core.errors import InfrastructureError
 from perfpipe.core.k6.command import (EXIT_EXTERNAL_ABORT, EXIT_THRESHOLDS_FAILED, LOG_FILE, REPORT_FILE, SUMMARY_FILE,
                                  testid_for, write_run_config)
+from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
@@ -22,18 +23,19 @@ MEASURABLE_EXIT_CODES = (0, EXIT_THRESHOLDS_FAILED)
 ON_KILL_GRACE_S = 2.5
 
 
-def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[dict, str, str, str, Path]:
+def stage_context(context: dict[str, Any], plan_task_id: str) -> tuple[TestPlan, str, str, str, Path]:
     """(plan, dag_id, run_id, testid, report_dir) for the running task instance."""
     from perfpipe.core.hooks.influxdb import InfluxDBHook
     from perfpipe.app.results import unused_testid
     from perfpipe.app.stage import report_dir_for
 
     ti = context["ti"]
-    plan = ti.xcom_pull(task_ids=plan_task_id)
-    if not plan:
+    data = ti.xcom_pull(task_ids=plan_task_id)
+    if not data:
         raise InfrastructureError(f"no plan from task {plan_task_id!r}")
-    testid = unused_testid(InfluxDBHook(), testid_for(ti.dag_id, ti.run_id, plan["test_type"], ti.try_number))
-    report_dir = report_dir_for(ti.dag_id, ti.run_id, plan["test_type"])
+    plan = TestPlan.from_json_data(data)
+    testid = unused_testid(InfluxDBHook(), testid_for(ti.dag_id, ti.run_id, plan.test_type, ti.try_number))
+    report_dir = report_dir_for(ti.dag_id, ti.run_id, plan.test_type)
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in (SUMMARY_FILE, REPORT_FILE, LOG_FILE):  # a retry must never read an earlier try's files
         (report_dir / stale).unlink(missing_ok=True)
@@ -86,10 +88,10 @@ class K6Operator(BaseOperator):
         from perfpipe.app.targets import resolve_header_values
 
         plan, dag_id, run_id, testid, report_dir = stage_context(context, self.plan_task_id)
-        headers = resolve_header_values(plan["target"].get("headers") or {})
+        headers = resolve_header_values(plan.target.get("headers") or {})
         invocation = local_invocation(plan, testid=testid, report_dir=report_dir, headers=headers)
-        log.info("%s test against %s (%s), testid %s, about %.0fs", plan["test_type"], plan["target"]["name"],
-                 plan["target"]["base_url"], testid, plan["expected_duration_s"])
+        log.info("%s test against %s (%s), testid %s, about %.0fs", plan.test_type, plan.target_name,
+                 plan.target["base_url"], testid, plan.expected_duration_s)
         started = datetime.now(timezone.utc)
         self.grafana_url = grafana_run_url(testid, started, None)
         self._process = LocalK6Process(invocation, report_dir / LOG_FILE, timeout_s=run_timeout_s(plan))

@@ -23,6 +23,7 @@ from perfpipe.app.companions import RunCompanions
 from perfpipe.core.k6.command import EXIT_EXTERNAL_ABORT, LOG_FILE
 from perfpipe.core.operators.k6 import (ON_KILL_GRACE_S, check_exit_code, record_aborted, run_result, stage_context,
                                    test_duration)
+from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.operators.links import GrafanaRunLink, grafana_run_url
 
 log = logging.getLogger(__name__)
@@ -36,36 +37,36 @@ LABEL_PREFIX = "perfpipe."
 STOP_GRACE_S = 30
 
 
-def container_invocation(plan: dict[str, Any], *, testid: str, headers: dict[str, str]):
+def container_invocation(plan: TestPlan, *, testid: str, headers: dict[str, str]):
     """The k6 invocation as the container sees it; the image's entrypoint is k6 itself."""
     from perfpipe.core.hooks.influxdb import influx_settings
     from perfpipe.core.k6.command import build_invocation, script_for
     from perfpipe.app.stage import blocked_networks
 
     script = script_for(plan, CONTAINER_SCRIPTS)
-    if plan["target"].get("script"):
-        script = f"{CONTAINER_USER_SCRIPT_DIR}/{Path(plan['target']['script']).name}"
+    if plan.target.get("script"):
+        script = f"{CONTAINER_USER_SCRIPT_DIR}/{Path(plan.target['script']).name}"
     return build_invocation(plan, testid=testid, binary="k6", script=script, report_path=CONTAINER_REPORTS,
                             influx=influx_settings(), headers=headers,
                             blocked_networks=blocked_networks(plan))
 
 
-def k6_mounts(report_dir: Path, plan: dict[str, Any]) -> list:
+def k6_mounts(report_dir: Path, plan: TestPlan) -> list:
     from docker.types import Mount
 
     from perfpipe.core.paths import scripts_dir
 
     mounts = [Mount(target=CONTAINER_SCRIPTS, source=str(scripts_dir()), type="bind", read_only=True),
               Mount(target=CONTAINER_REPORTS, source=str(report_dir.resolve()), type="bind", read_only=False)]
-    if plan["target"].get("script"):
-        mounts.append(Mount(target=CONTAINER_USER_SCRIPT_DIR, source=str(Path(plan["target"]["script"]).parent),
+    if plan.target.get("script"):
+        mounts.append(Mount(target=CONTAINER_USER_SCRIPT_DIR, source=str(Path(plan.target["script"]).parent),
                             type="bind", read_only=True))
     return mounts
 
 
-def container_labels(plan: dict[str, Any], *, testid: str, dag_id: str, run_id: str) -> dict[str, str]:
+def container_labels(plan: TestPlan, *, testid: str, dag_id: str, run_id: str) -> dict[str, str]:
     return {f"{LABEL_PREFIX}testid": testid, f"{LABEL_PREFIX}dag_id": dag_id, f"{LABEL_PREFIX}run_id": run_id,
-            f"{LABEL_PREFIX}test_type": plan["test_type"], f"{LABEL_PREFIX}target": plan["target"]["name"]}
+            f"{LABEL_PREFIX}test_type": plan.test_type, f"{LABEL_PREFIX}target": plan.target_name}
 
 
 class K6DockerOperator(DockerOperator):
@@ -95,7 +96,7 @@ class K6DockerOperator(DockerOperator):
 
         plan, dag_id, run_id, testid, report_dir = stage_context(context, self.plan_task_id)
         invocation = container_invocation(plan, testid=testid,
-                                          headers=resolve_header_values(plan["target"].get("headers") or {}))
+                                          headers=resolve_header_values(plan.target.get("headers") or {}))
         self.command = invocation.argv[1:]
         self.environment = {k: v for k, v in invocation.env.items() if k not in invocation.secret_env_keys}
         # DockerOperator sends `_private_environment` to the container (kept out of templates and logs).
@@ -115,9 +116,9 @@ class K6DockerOperator(DockerOperator):
         from perfpipe.app.config import run_timeout_s
 
         plan, testid, report_dir = self.configure(context)
-        log.info("%s test against %s (%s) in %s, testid %s, about %.0fs", plan["test_type"],
-                 plan["target"]["name"], plan["target"]["base_url"], self.image, testid,
-                 plan["expected_duration_s"])
+        log.info("%s test against %s (%s) in %s, testid %s, about %.0fs", plan.test_type,
+                 plan.target_name, plan.target["base_url"], self.image, testid,
+                 plan.expected_duration_s)
         started = datetime.now(timezone.utc)
         self.grafana_url = grafana_run_url(testid, started, None)
         self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,

@@ -118,7 +118,7 @@ def stats_server():
 def test_the_memory_sampler_stores_rss_in_mb_and_survives_a_failed_sample(stats_server, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # a proxy from the environment is never used
     plan = _plan("soak", metrics_url="/stats")
-    plan["target"]["base_url"] = stats_server
+    plan.target["base_url"] = stats_server
     sampler = companions.MemorySampler(plan, "t1")
     sampler.interval_s = 0.02
     sampler.start()
@@ -169,12 +169,12 @@ def _events(controller) -> list[str]:
 
 
 def test_the_fault_is_injected_after_the_baseline_and_its_restore_recorded_once(chaos_plan, monkeypatch):
-    baseline = chaos_plan["chaos"]["phases_s"]["baseline"]
+    baseline = chaos_plan.chaos.phases_s["baseline"]
     monkeypatch.setattr(companions, "load_start", lambda *args: time.time() - baseline)  # baseline already over
     controller = companions.ChaosController(chaos_plan, "t1")
     controller.run()
     [started] = FakeHold.started
-    assert (started["scenario"], started["hold_s"]) == ("cache_failure", chaos_plan["chaos"]["phases_s"]["inject"])
+    assert (started["scenario"], started["hold_s"]) == ("cache_failure", chaos_plan.chaos.phases_s["inject"])
     assert _events(controller) == ["inject", "restore"]  # the wait's restore and the final restore(): one event
     assert started["hold"].restores == 1  # ... although restore is always called again on the way out
 
@@ -192,7 +192,7 @@ def test_stopping_during_the_baseline_injects_nothing(chaos_plan, monkeypatch):
     threading.Timer(0.1, controller.stop).start()
     started = time.monotonic()
     controller.run()
-    assert time.monotonic() - started < chaos_plan["chaos"]["phases_s"]["baseline"]
+    assert time.monotonic() - started < chaos_plan.chaos.phases_s["baseline"]
     assert FakeHold.started == []
 
 
@@ -206,7 +206,7 @@ def test_a_failed_restore_is_recorded_as_not_ok(chaos_plan):
 
 
 def test_an_error_inside_the_controller_is_recorded_and_still_restores(chaos_plan, monkeypatch):
-    baseline = chaos_plan["chaos"]["phases_s"]["baseline"]
+    baseline = chaos_plan.chaos.phases_s["baseline"]
     monkeypatch.setattr(companions, "load_start", lambda *args: time.time() - baseline)
     monkeypatch.setattr(FakeHold, "wait", lambda self: (_ for _ in ()).throw(RuntimeError("holder crashed")))
     controller = companions.ChaosController(chaos_plan, "t1")

@@ -69,7 +69,7 @@ def test_the_docker_runtime_gets_the_same_outputs(api_target, monkeypatch):
     from perfpipe.core.operators.k6_docker import container_invocation
 
     monkeypatch.setenv("PERFPIPE_OUTPUTS", "influxdb,prometheus")
-    plan = dict(build_plan("load", api_target, "quick"), allowed_addresses=["127.0.0.1"])
+    plan = build_plan("load", api_target, "quick", allowed_addresses=("127.0.0.1",))
     invocation = container_invocation(plan, testid="t1", headers={})
     assert _outs(invocation.argv) == ["influxdb=http://127.0.0.1:8086/k6", PROMETHEUS_OUTPUT]
     assert invocation.env["K6_PROMETHEUS_RW_SERVER_URL"] == RW_URL

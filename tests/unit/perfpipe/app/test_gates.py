@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, PASS, WARN, evaluate_check, evaluate_gate, failed_checks
+from perfpipe.app import gates
+from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, PASS, WARN, failed_checks
+from perfpipe.core.model.plan import PlannedCheck
+
+
+# Checks are written here as the mappings gates.yaml and a plan's JSON hold; the gate takes them as PlannedCheck.
+def evaluate_check(name, check, *args, **kwargs):
+    return gates.evaluate_check(name, PlannedCheck(**check), *args, **kwargs)
+
+
+def evaluate_gate(metrics, checks, **kwargs):
+    return gates.evaluate_gate(metrics, {name: PlannedCheck(**c) for name, c in checks.items()}, **kwargs)
 
 
 @pytest.mark.parametrize("op, threshold, value, result", [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from perfpipe.core.model.plan import ChaosPlan
 from perfpipe.app import measurements as m
 from perfpipe.app import outcomes, rollup
 from perfpipe.app.results import result_point
@@ -93,7 +94,7 @@ def test_chaos_events_and_memory_samples_fit_their_measurements(monkeypatch):
     hook = RecordingHook()
     controller = companions.ChaosController.__new__(companions.ChaosController)
     controller.hook, controller.tags = hook, {"testid": "t1", "test_type": "chaos", "target": "demo"}
-    controller.chaos = {"scenario": "db_failure", "component": "database", "action": "stop"}
+    controller.chaos = ChaosPlan(scenario="db_failure", component="database", action="stop", spec={}, tolerance={})
     controller.record_event({"event": "inject", "time": 1.5, "ok": True, "detail": {"x": 1}})
     [event] = hook.written
     assert m.PERF_EVENTS.problems(event) == []

@@ -7,29 +7,34 @@ from pathlib import Path
 import pytest
 
 from perfpipe.app import stage
-from perfpipe.app.stage import apply_script_requirements, target_from_params
+from perfpipe.app.config import build_plan
+from perfpipe.app.stage import target_from_params
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 
+SCRIPTED = {"name": "t", "base_url": "http://127.0.0.1:8090", "script": "/x.js", "headers": {}}
+
+
+def _scripted_plan(test_type, requirements, **target):
+    return build_plan(test_type, {**SCRIPTED, **target}, "quick", script_requirements=requirements)
+
+
 def test_script_targets_are_held_to_the_vu_cap_and_timed_by_their_own_duration():
-    plan = {"test_type": "smoke", "target": {"name": "t", "script": "/x.js", "max_vus": 10},
-            "expected_duration_s": 1.0, "peak_vus": 1}
-    apply_script_requirements(plan, {"maxVUs": 10, "totalDuration": "45s"})
-    assert (plan["peak_vus"], plan["expected_duration_s"]) == (10, 45.0)
+    plan = _scripted_plan("smoke", {"maxVUs": 10, "totalDuration": "45s"}, max_vus=10)
+    assert (plan.peak_vus, plan.expected_duration_s) == (10, 45.0)
     with pytest.raises(InputError, match="11 VUs, above the target's cap of 10"):
-        apply_script_requirements(plan, {"maxVUs": 11, "totalDuration": "45s"})
-    with pytest.raises(InputError, match="longer than a smoke run may last"):
-        apply_script_requirements(plan, {"maxVUs": 1, "totalDuration": "10h"})
+        _scripted_plan("smoke", {"maxVUs": 11, "totalDuration": "45s"}, max_vus=10)
+    with pytest.raises(InputError, match="longer than a smoke run may last") as exc:
+        _scripted_plan("smoke", {"maxVUs": 1, "totalDuration": "10h"}, max_vus=10)
+    assert exc.value.field == "script"
 
 
 def test_script_scenarios_above_the_targets_max_rps_are_refused():
-    plan = {"test_type": "load", "target": {"name": "t", "script": "/x.js", "max_rps": 50},
-            "expected_duration_s": 1.0, "peak_vus": 1}
     fast = {"maxVUs": 5, "totalDuration": "30s",
             "scenarios": {"api": {"executor": "constant-arrival-rate", "rate": 80, "timeUnit": "1s"}}}
     with pytest.raises(InputError, match="max_rps of 50"):
-        apply_script_requirements(plan, fast)
+        _scripted_plan("load", fast, max_rps=50)
 
 
 # --- target_from_params and prepare_plan (k6 inspect and InfluxDB faked, recorded) ------------------------------
@@ -65,8 +70,8 @@ def test_prepare_plan_checks_influxdb_then_inspects_the_script_with_its_run_conf
     _, script, env, run_config_written = calls[1]
     assert script.endswith(".js") and run_config_written  # the real run config, in a scratch folder
     assert not any("INFLUX" in key for key in env)  # inspect sends nothing anywhere
-    assert "127.0.0.1" in plan["allowed_addresses"]
-    assert plan["target"]["name"] == "inline-api" and plan["profile"] == "quick"
+    assert "127.0.0.1" in plan.allowed_addresses
+    assert plan.target["name"] == "inline-api" and plan.profile == "quick"
 
 
 def test_prepare_plan_without_the_influx_check_still_inspects(preflight):
@@ -101,7 +106,7 @@ def test_a_script_target_is_timed_and_capped_by_what_inspect_reports(preflight, 
     target = {"name": "scripted", "base_url": "http://127.0.0.1:8090", "script": str(script), "max_vus": 20}
     requirements.update({"maxVUs": 12, "totalDuration": "1m30s"})
     plan = stage.prepare_plan("load", {"inline_target": target, "profile": "quick"}, check_influx=False)
-    assert (plan["peak_vus"], plan["expected_duration_s"]) == (12, 90.0)
+    assert (plan.peak_vus, plan.expected_duration_s) == (12, 90.0)
     requirements["maxVUs"] = 21
     with pytest.raises(InputError, match="cap of 20"):
         stage.prepare_plan("load", {"inline_target": target, "profile": "quick"}, check_influx=False)
@@ -111,7 +116,7 @@ def test_a_requests_target_keeps_the_profiles_shape_whatever_inspect_reports(pre
     _, requirements = preflight
     requirements.update({"maxVUs": 999, "totalDuration": "5h"})  # what the generic script reports is not the plan
     plan = stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"}, check_influx=False)
-    assert plan["peak_vus"] != 999 and plan["expected_duration_s"] < 3600
+    assert plan.peak_vus != 999 and plan.expected_duration_s < 3600
 
 
 # --- enforce_verdict (the recorded result read back, faked) -----------------------------------------------------

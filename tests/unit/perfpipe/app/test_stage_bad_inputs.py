@@ -215,7 +215,7 @@ def test_the_counter_counts_and_a_good_input_passes(counting_target, tmp_path):
     """The harness can fail: a valid input passes the same pre-flight, and a real request moves the counter."""
     plan = prepare_plan("smoke", {"inline_target": inline(counting_target.url), "profile": "quick"},
                         check_influx=False)
-    assert plan["target"]["base_url"] == counting_target.url
+    assert plan.target["base_url"] == counting_target.url
     before = counting_target.requests
     with urllib.request.urlopen(counting_target.url + "/", timeout=5) as response:
         assert response.status == 200

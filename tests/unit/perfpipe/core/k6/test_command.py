@@ -21,9 +21,7 @@ TESTID = "perf_load:manual__2026-03-01T12:00:00+00:00:try1"
 @pytest.fixture
 def plan(api_target):
     target = dict(api_target, headers={"Authorization": {"env": "API_TOKEN", "prefix": "Bearer "}})
-    plan = build_plan("load", target, "quick")
-    plan["allowed_addresses"] = ["127.0.0.1"]
-    return plan
+    return build_plan("load", target, "quick", allowed_addresses=("127.0.0.1",))
 
 
 def _invocation(plan, influx=InfluxSettings("http://127.0.0.1:8086/", "k6", "writer", INFLUX_SECRET),
@@ -56,7 +54,7 @@ def test_argv_summary_export_out_address_and_blacklist(plan):
 
 
 def test_argv_blacklist_from_the_allowlist(plan):
-    blocked = k6_blocked_networks(["127.0.0.0/8", "::1/128", "localhost"], plan["allowed_addresses"])
+    blocked = k6_blocked_networks(["127.0.0.0/8", "::1/128", "localhost"], plan.allowed_addresses)
     argv = _invocation(plan, blocked=blocked).argv
     assert _flag_values(argv, "--blacklist-ip") == [",".join(blocked)]
     assert "127.0.0.0/8" not in _flag_values(argv, "--blacklist-ip")[0].split(",")
@@ -120,7 +118,7 @@ def test_run_config_has_no_headers(plan):
     config = run_config(plan)
     assert set(config) == {"test_type", "target", "shape"}
     assert set(config["target"]) == {"name", "base_url", "requests"}
-    assert config["shape"] == plan["shape"]
+    assert config["shape"] == plan.shape
     assert "headers" not in json.dumps(config) and "Authorization" not in json.dumps(config)
 
 
@@ -132,7 +130,7 @@ def test_write_run_config(plan, tmp_path):
 
 def test_script_for(plan):
     assert script_for(plan, "/scripts") == "/scripts/load.js"
-    assert script_for(dict(plan, target=dict(plan["target"], script="/abs/mine.js")), "/scripts") == "/abs/mine.js"
+    assert script_for(plan.model_copy(update={"target": dict(plan.target, script="/abs/mine.js")}), "/scripts") == "/abs/mine.js"
 
 
 def test_testid_is_unique_per_dag_run_and_try():

@@ -33,9 +33,7 @@ def secrets(monkeypatch):
 def plan(api_target):
     target = dict(api_target, headers={"Authorization": {"env": "PERFPIPE_UNIT_API_TOKEN", "prefix": "Bearer "},
                                        "X-Team": "perf"})
-    plan = build_plan("load", target, "quick")
-    plan["allowed_addresses"] = ["127.0.0.1"]
-    return plan
+    return build_plan("load", target, "quick", allowed_addresses=("127.0.0.1",))
 
 
 @pytest.fixture
@@ -87,7 +85,7 @@ def test_container_invocation_for_a_user_script(plan, secrets, tmp_path):
     script = tmp_path / "scripts" / "mine.js"
     script.parent.mkdir()
     script.write_text("export default function () {}\n")
-    plan = dict(plan, target=dict(plan["target"], script=str(script)))
+    plan = plan.model_copy(update={"target": dict(plan.target, script=str(script))})
     invocation = container_invocation(plan, testid=TESTID, headers=secrets)
     assert invocation.argv[2] == "/user-script/mine.js"
 
@@ -106,7 +104,7 @@ def test_k6_mounts(plan, tmp_path, monkeypatch):
 
 
 def test_k6_mounts_for_a_user_script(plan, tmp_path):
-    plan = dict(plan, target=dict(plan["target"], script=str(tmp_path / "own" / "mine.js")))
+    plan = plan.model_copy(update={"target": dict(plan.target, script=str(tmp_path / "own" / "mine.js"))})
     mounts = [dict(m) for m in k6_mounts(tmp_path / "r", plan)]
     assert mounts[2] == {"Target": "/user-script", "Source": str(tmp_path / "own"), "Type": "bind",
                          "ReadOnly": True}
