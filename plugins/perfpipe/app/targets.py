@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import math
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,16 @@ _TARGET_KEYS = {"name", "base_url", "description", "headers", "requests", "scrip
 _REQUEST_KEYS = {"name", "method", "path", "weight", "expect_status", "body"}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Templates in base_url + path and in the string values of a body (docs/k6-script-contract.md). The same patterns
+# as k6-scripts/lib/compile.js, which compiles them without checking: JavaScript's `.` stops at any line
+# terminator, its \d is ASCII only and its \s and trim() know these white-space characters.
+_JS_SPACE = ("\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200b)))
+             + "\u2028\u2029\u202f\u205f\u3000\ufeff")
+_JS_SPACE_CLASS = "[" + re.escape(_JS_SPACE) + "]"
+_TEMPLATE_RE = re.compile(r"\{\{([^\n\r\u2028\u2029]*?)\}\}")
+_INT_TOKEN_RE = re.compile(r"{s}*int{s}*:{s}*(-?[0-9]+){s}*:{s}*(-?[0-9]+){s}*".format(s=_JS_SPACE_CLASS))
+_TEMPLATE_WORDS = ("uuid", "vu", "iter")
 
 
 def configured_targets() -> dict[str, Any]:
@@ -94,6 +106,7 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
     if has_requests == has_script:
         raise InputError(field, "give exactly one of 'requests' (no JavaScript needed) or 'script'")
     if has_requests:
+        _check_templates(target["base_url"], f"{field}.base_url")  # the scripts template base_url + path as one
         target["requests"] = _validate_requests(raw["requests"], f"{field}.requests")
     else:
         target["script"] = str(_resolve_script(raw["script"], f"{field}.script"))
@@ -201,8 +214,10 @@ def _validate_requests(requests: Any, field: str) -> list[dict]:
         path = req.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise InputError(f"{where}.path", f"must start with '/', got {path!r}")
+        _check_templates(path, f"{where}.path")
         weight = req.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight <= 0:
             raise InputError(f"{where}.weight", f"must be a positive number, got {weight!r}")
         expect = req.get("expect_status", 200)
         expect_list = expect if isinstance(expect, list) else [expect]
@@ -215,6 +230,7 @@ def _validate_requests(requests: Any, field: str) -> list[dict]:
         body = req.get("body")
         if body is not None and not isinstance(body, (dict, list, str)):
             raise InputError(f"{where}.body", "must be a JSON object, list or string")
+        _check_body_templates(body, f"{where}.body")
         clean.append({"name": name, "method": method, "path": path, "weight": float(weight),
                       "expect_status": expect_list, "body": body})
     names = [r["name"] for r in clean]
@@ -222,6 +238,39 @@ def _validate_requests(requests: Any, field: str) -> list[dict]:
     if duplicated:
         raise InputError(field, f"request names must be unique, repeated: {duplicated}")
     return clean
+
+
+def _check_templates(text: str, field: str) -> None:
+    """{{int:A:B}} (A <= B), {{uuid}}, {{vu}}, {{iter}}; anything else in {{ }} and a '{{' left open are refused."""
+    last = 0
+    for match in [*_TEMPLATE_RE.finditer(text), None]:
+        literal = text[last:match.start() if match else len(text)]
+        if "{{" in literal:
+            raise InputError(field, f"unterminated template in {text!r}")
+        if match is None:
+            return
+        last = match.end()
+        token = match.group(1)
+        if token.strip(_JS_SPACE) in _TEMPLATE_WORDS:
+            continue
+        bounds = _INT_TOKEN_RE.fullmatch(token)
+        if not bounds:
+            raise InputError(field, f"unknown template {{{{{token}}}}} (supported: {{{{int:A:B}}}}, {{{{uuid}}}}, "
+                                    f"{{{{vu}}}}, {{{{iter}}}})")
+        if int(bounds.group(1)) > int(bounds.group(2)):
+            raise InputError(field, f"template {{{{{token}}}}} has A > B")
+
+
+def _check_body_templates(body: Any, field: str) -> None:
+    """Templates in every string value of a body, however deep (keys are never templated)."""
+    if isinstance(body, str):
+        _check_templates(body, field)
+    elif isinstance(body, dict):
+        for key, value in body.items():
+            _check_body_templates(value, f"{field}.{key}")
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            _check_body_templates(value, f"{field}[{index}]")
 
 
 def _resolve_script(script: Any, field: str) -> Path:
