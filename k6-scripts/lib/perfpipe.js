@@ -1,14 +1,16 @@
 // perfpipe shared k6 library (runtime). Contract: docs/k6-script-contract.md
 //
 // Memory: k6 compiles every imported module in every VU, so this file is kept small.
-// The run config is validated and compiled ONCE per test by ./compile.js, which is
-// require()d only inside the SharedArray callback (run by k6's first VU); the result is
-// plain data shared by all VUs. Each VU reads it once in its init context and builds
-// its request params / checks; iterations then only pick, render templates (only where
-// the config has any) and call http.request().
+// The run config is compiled ONCE per test by ./compile.js, which is require()d only inside
+// the SharedArray callback (run by k6's first VU); the result is plain data shared by all VUs.
+// Each VU reads it once in its init context and builds its request params / checks;
+// iterations then only pick, render templates (only where the config has any) and call
+// http.request().
 //
-// Config problems throw "perfpipe: ..." Errors in the init context: k6 exits 107 before
-// sending any request.
+// The run config is not validated here: perfpipe's Python side validated it before writing
+// it (see the top of compile.js). A missing or unreadable config, or one perfpipe did not
+// write for this script, throws a "perfpipe: ..." Error in the init context: k6 exits 107
+// before sending any request.
 
 import http from 'k6/http';
 import { check, sleep } from 'k6';
@@ -43,29 +45,20 @@ function sharedPlan(testType) {
     } catch (e) {
       c.fail('cannot read run config ' + path + ' (env PERFPIPE_RUN_CONFIG): ' + ((e && e.message) || e));
     }
-    const cfg = c.parseRunConfig(text, path);
+    const cfg = c.checkRunConfig(text, path, testType);
     const headers = c.parseTargetHeaders(__ENV.PERFPIPE_TARGET_HEADERS);
-    return [c.compileRunConfig(cfg, testType, headers, __ENV.BASE_URL)];
+    return [c.compileRunConfig(cfg, testType, headers)];
   })[0]; // each element access re-parses the JSON: read it once per VU
-}
-
-function okDefault(res) {
-  return res.status >= 200 && res.status < 400;
 }
 
 // Per-VU request object built from the shared (frozen) request data.
 function vuRequest(r) {
   const exp = r.expect;
   const tags = { name: r.name };
-  const params = {
-    tags: tags,
-    responseCallback: exp === null
-      ? http.expectedStatuses({ min: 200, max: 399 })
-      : http.expectedStatuses.apply(http, exp),
-  };
+  const params = { tags: tags, responseCallback: http.expectedStatuses.apply(http, exp) };
   if (r.headers !== null) params.headers = r.headers;
   const checks = {};
-  checks[r.checkName] = exp === null ? okDefault : function (res) { return exp.indexOf(res.status) !== -1; };
+  checks[r.checkName] = function (res) { return exp.indexOf(res.status) !== -1; };
   const dynUrl = typeof r.url !== 'string';
   const dynBody = r.body !== null && typeof r.body !== 'string';
   return {

@@ -7,6 +7,7 @@ built once, before any load, so every bad value is refused with the field it cam
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from functools import lru_cache
@@ -151,6 +152,8 @@ def parse_duration(value: Any, field: str) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise InputError(field, f"duration must not be negative, got {value!r}")
+        if not math.isfinite(value):  # it goes to k6 as a duration string
+            raise InputError(field, f"duration must be a finite number of seconds, got {value!r}")
         return float(value)
     if not isinstance(value, str) or not _DURATION_RE.match(value.strip()):
         raise InputError(field, f"expected a duration like '30s', '2m' or '1h30m', got {value!r}")
@@ -504,8 +507,19 @@ def run_timeout_s(plan: TestPlan) -> float:
 def load_analysis(test_type: str, target: dict) -> dict[str, Any]:
     """The analysis limits of a test type (gates.yaml `analysis`), with the target's own `analysis` on top."""
     limits = dict(((read_config_yaml("gates.yaml") or {}).get("analysis") or {}).get(test_type) or {})
+    for key, value in limits.items():  # gates.yaml's own; a target's are checked by validate_analysis
+        if key != "scenarios":
+            _limit(value, f"gates.yaml analysis.{test_type}.{key}")
     limits.update((target.get("analysis") or {}).get(test_type) or {})
     return limits
+
+
+def _limit(value: Any, field: str) -> float:
+    """An analysis limit: a finite number >= 0 (rates, ms, seconds, factors; the stress limits also go to k6 as
+    the run config's stop_at_break)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(field, f"expected a number >= 0, got {value!r}")
+    return float(value)
 
 
 def validate_analysis(analysis: Any, field: str) -> dict[str, Any]:
@@ -521,7 +535,7 @@ def validate_analysis(analysis: Any, field: str) -> dict[str, Any]:
             if key not in (defaults.get(test_type) or {}) or key == "scenarios":
                 raise InputError(f"{where}.{key}", f"unknown limit (known: "
                                                    f"{', '.join(k for k in defaults.get(test_type) or {} if k != 'scenarios')})")
-            _number(value, f"{where}.{key}")
+            _limit(value, f"{where}.{key}")
     return analysis
 
 

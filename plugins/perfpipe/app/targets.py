@@ -25,6 +25,16 @@ from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Templates in base_url + path and in the string values of a body (docs/k6-script-contract.md). The same patterns
+# as k6-scripts/lib/compile.js, which compiles them without checking: JavaScript's `.` stops at any line
+# terminator, its \d is ASCII only and its \s and trim() know these white-space characters.
+_JS_SPACE = ("\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200b)))
+             + "\u2028\u2029\u202f\u205f\u3000\ufeff")
+_JS_SPACE_CLASS = "[" + re.escape(_JS_SPACE) + "]"
+_TEMPLATE_RE = re.compile(r"\{\{([^\n\r\u2028\u2029]*?)\}\}")
+_INT_TOKEN_RE = re.compile(r"{s}*int{s}*:{s}*(-?[0-9]+){s}*:{s}*(-?[0-9]+){s}*".format(s=_JS_SPACE_CLASS))
+_TEMPLATE_WORDS = ("uuid", "vu", "iter")
+
 
 def configured_targets() -> dict[str, Any]:
     data = read_config_yaml("targets.yaml") or {}
@@ -74,6 +84,7 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
         raise InputError(f"{field}.name", f"use letters, digits, '-', '_' or '.' (1-64), got {name!r}")
     target: dict[str, Any] = {"name": name, "base_url": model.base_url.rstrip("/")}
     if model.requests is not None:
+        _check_templates(target["base_url"], f"{field}.base_url")  # the scripts template base_url + path as one
         target["requests"] = _plan_requests(model.requests, f"{field}.requests")
     else:
         target["script"] = str(_resolve_script(model.script, f"{field}.script"))
@@ -99,7 +110,9 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
 
 def _plan_requests(requests: list[Request], field: str) -> list[dict[str, Any]]:
     clean = []
-    for req in requests:
+    for index, req in enumerate(requests):
+        _check_templates(req.path, f"{field}[{index}].path")
+        _check_body_templates(req.body, f"{field}[{index}].body")
         method = req.method.upper()
         expect = req.expect_status if isinstance(req.expect_status, list) else [req.expect_status]
         clean.append({"name": req.name or f"{method} {req.path}", "method": method, "path": req.path,
@@ -155,6 +168,39 @@ def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:
             raise InputError(f"{field}.{test_type}", f"unknown test type (known: {', '.join(TEST_TYPES)})")
         validate_gates(checks, f"{field}.{test_type}")
     return gates
+
+
+def _check_templates(text: str, field: str) -> None:
+    """{{int:A:B}} (A <= B), {{uuid}}, {{vu}}, {{iter}}; anything else in {{ }} and a '{{' left open are refused."""
+    last = 0
+    for match in [*_TEMPLATE_RE.finditer(text), None]:
+        literal = text[last:match.start() if match else len(text)]
+        if "{{" in literal:
+            raise InputError(field, f"unterminated template in {text!r}")
+        if match is None:
+            return
+        last = match.end()
+        token = match.group(1)
+        if token.strip(_JS_SPACE) in _TEMPLATE_WORDS:
+            continue
+        bounds = _INT_TOKEN_RE.fullmatch(token)
+        if not bounds:
+            raise InputError(field, f"unknown template {{{{{token}}}}} (supported: {{{{int:A:B}}}}, {{{{uuid}}}}, "
+                                    f"{{{{vu}}}}, {{{{iter}}}})")
+        if int(bounds.group(1)) > int(bounds.group(2)):
+            raise InputError(field, f"template {{{{{token}}}}} has A > B")
+
+
+def _check_body_templates(body: Any, field: str) -> None:
+    """Templates in every string value of a body, however deep (keys are never templated)."""
+    if isinstance(body, str):
+        _check_templates(body, field)
+    elif isinstance(body, dict):
+        for key, value in body.items():
+            _check_body_templates(value, f"{field}.{key}")
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            _check_body_templates(value, f"{field}[{index}]")
 
 
 def _resolve_script(script: Any, field: str) -> Path:

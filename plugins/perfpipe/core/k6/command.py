@@ -24,6 +24,10 @@ EXIT_SCRIPT_ERROR = 107  # script or config error in the init context (also from
 BREAK_METRIC = "perfpipe_break"
 
 RUN_CONFIG_FILE = "run-config.json"
+# The run config's format, written into it and checked by k6-scripts/lib/compile.js (RUN_CONFIG_SCHEMA there).
+# The scripts trust the run config and do not validate it: this function is its only writer, from a plan that
+# perfpipe.app.config/targets validated before any load. Change both together when the format changes.
+RUN_CONFIG_SCHEMA = "perfpipe-run-config/1"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 LOG_FILE = "k6.log"
@@ -68,9 +72,10 @@ def script_for(plan: TestPlan, scripts_path: str) -> str:
 
 
 def run_config(plan: TestPlan) -> dict[str, Any]:
-    """The JSON the bundled scripts read (docs/k6-script-contract.md). Headers are left out: they may be secret."""
+    """The JSON the bundled scripts read (docs/k6-script-contract.md), from a validated plan (build_plan): the
+    scripts compile it without checking it again. Headers are left out: they may be secret."""
     target = {k: v for k, v in plan.target.items() if k in ("name", "base_url", "requests")}
-    config = {"test_type": plan.test_type, "target": target, "shape": plan.shape}
+    config = {"schema": RUN_CONFIG_SCHEMA, "test_type": plan.test_type, "target": target, "shape": plan.shape}
     limits = plan.analysis
     if plan.test_type == "stress" and limits.get("abort_after_s"):
         config["stop_at_break"] = {"error_rate": limits["error_rate"], "p95_ms": limits["p95_ms"],

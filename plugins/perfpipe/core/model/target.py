@@ -27,8 +27,9 @@ _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|
 # http(s), a host (name, IPv4 or [IPv6]), an optional port 1-65535, an optional path; no credentials (they would
 # travel in run configs, XCom and logs: a header with {env|connection} carries them instead), no whitespace.
 BASE_URL_PATTERN = rf"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:{_PORT})?(/[^\s@]*)?{END}"
-# A request path on the target: starts with one '/', no whitespace or control characters ({{int:1:9}} allowed).
-PATH_PATTERN = rf"^/([^/\s\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*)?{END}"
+# A request path on the target: starts with one '/' ('//host' would be another host), no control characters (a CR
+# or LF would end the request line); spaces are allowed, k6 escapes them (and templates like {{ int : 1 : 9 }}).
+PATH_PATTERN = rf"^/([^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*)?{END}"
 # Request names become k6 tags and InfluxDB tag values: printable, one line, bounded.
 LABEL_PATTERN = rf"^[^\x00-\x1f\x7f]{{1,128}}{END}"
 HEADER_NAME_PATTERN = rf"^[A-Za-z0-9!#$%&'*+.^_`|~-]{{1,128}}{END}"
@@ -75,7 +76,7 @@ class Request(StrictModel):
 
     name: _text(LABEL_PATTERN, "a one-line name of 1-128 characters (default: 'METHOD path')") | None = None
     method: Literal[_METHODS] = Field("GET", description="one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
-    path: _text(PATH_PATTERN, "a path on the target starting with '/' and without spaces, e.g. "
+    path: _text(PATH_PATTERN, "a path on the target starting with '/', e.g. "
                                    "/api/items/{{int:1:100}}")
     weight: Annotated[FiniteNumber, Field(gt=0, description="a positive number (the request's share of the iterations)")] = 1
     expect_status: Annotated[Status | Annotated[list[Status], Field(min_length=1, max_length=20)],

@@ -36,7 +36,9 @@ def test_parse_duration_numbers_are_seconds(number, seconds):
     assert result == seconds and isinstance(result, float)
 
 
-@pytest.mark.parametrize("bad", ["10 minutes", "30", "", "1m 30s", "s", "-5s", "1d", "5S", None, [1], {"s": 1}])
+# "1d", "10ns", "5us", "5µs": k6 durations that k6-scripts/lib/compile.js once accepted; perfpipe takes ms|s|m|h.
+@pytest.mark.parametrize("bad", ["10 minutes", "30", "", "1m 30s", "s", "-5s", "1d", "10ns", "5us", "5µs", "5S",
+                                 None, [1], {"s": 1}])
 def test_parse_duration_refuses_bad_values_naming_the_field(bad):
     with pytest.raises(InputError) as exc:
         parse_duration(bad, "load.duration")
@@ -50,6 +52,13 @@ def test_parse_duration_refuses_negative_numbers_and_bools():
     with pytest.raises(InputError, match=r"^d: expected a duration") as exc:
         parse_duration(True, "d")
     assert exc.value.field == "d"
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("nan")])
+def test_parse_duration_refuses_numbers_that_are_no_k6_duration(number):
+    with pytest.raises(InputError) as exc:
+        parse_duration(number, "load.duration")
+    assert str(exc.value) == f"load.duration: duration must be a finite number of seconds, got {number!r}"
 
 
 @pytest.mark.parametrize("seconds, text", [(30, "30s"), (90.0, "90s"), (1.5, "1500ms"), (0.25, "250ms")])
@@ -355,6 +364,20 @@ def test_validate_shape_constant_duration_must_be_positive(duration, message):
     assert str(exc.value) == message
 
 
+@pytest.mark.parametrize("think", [60.5, 61, 3600, -0.1, float("nan"), float("inf"), True, "1"])
+def test_validate_shape_think_time_is_0_to_60_seconds(think):
+    with pytest.raises(InputError) as exc:
+        validate_shape(dict(_constant(), think_time_s=think), "p.load", 10)
+    assert str(exc.value) == f"p.load.think_time_s: expected seconds between 0 and 60, got {think!r}"
+
+
+@pytest.mark.parametrize("ratio", [1.01, -0.1, float("nan"), True, "0.5"])
+def test_validate_shape_read_ratio_is_a_fraction(ratio):
+    with pytest.raises(InputError) as exc:
+        validate_shape(dict(_constant(), read_ratio=ratio), "p.load", 10)
+    assert exc.value.field == "p.load.read_ratio"
+
+
 def test_validate_shape_ramping_total_duration_must_be_positive():
     shape = {"executor": "ramping-vus", "stages": [{"duration": "0s", "target": 5}, {"duration": 0, "target": 0}]}
     with pytest.raises(InputError) as exc:
@@ -488,3 +511,43 @@ def test_duration_override_longer_than_the_task_limit_is_refused_before_load():
     with pytest.raises(InputError) as exc:
         build_plan("smoke", resolve_target("demo"), "quick", {"duration": "10h"})
     assert exc.value.field == "quick.smoke.duration"
+
+
+# ---------------------------------------------------------------------------------------------- analysis limits
+# The stress limits also reach k6 as the run config's stop_at_break, which k6-scripts/lib/compile.js does not check.
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, float("inf"), float("nan"), True, "8", None])
+def test_target_analysis_limit_must_be_a_number_at_least_zero(value):
+    from perfpipe.app.config import validate_analysis
+
+    with pytest.raises(InputError) as exc:
+        validate_analysis({"stress": {"abort_after_s": value}}, "targets.t.analysis")
+    assert str(exc.value) == f"targets.t.analysis.stress.abort_after_s: expected a number >= 0, got {value!r}"
+
+
+def test_target_analysis_limits_at_zero_are_accepted():
+    from perfpipe.app.config import validate_analysis
+
+    limits = {"stress": {"error_rate": 0, "p95_ms": 0.0, "sustain_s": 0, "abort_after_s": 0}}
+    assert validate_analysis(limits, "targets.t.analysis") == limits
+
+
+def test_gates_yaml_analysis_limit_must_be_a_number_at_least_zero(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from perfpipe.app.config import load_analysis
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[4] / "config", config)
+    gates = yaml.safe_load((config / "gates.yaml").read_text())
+    gates["analysis"]["stress"]["error_rate"] = -0.05
+    (config / "gates.yaml").write_text(yaml.safe_dump(gates))
+    monkeypatch.setenv("PERFPIPE_CONFIG_DIR", str(config))
+    with pytest.raises(InputError) as exc:
+        load_analysis("stress", {})
+    assert str(exc.value) == "gates.yaml analysis.stress.error_rate: expected a number >= 0, got -0.05"
+    assert load_analysis("chaos", {})["scenarios"]  # the other test types' limits still load

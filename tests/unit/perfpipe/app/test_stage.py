@@ -63,6 +63,50 @@ def preflight(monkeypatch):
     return calls, requirements
 
 
+# Inputs k6-scripts/lib/compile.js used to judge at `k6 inspect` (some it let through: weight 0, paths without '/',
+# ns/us/d durations, think time over 60 s). The scripts trust the run config now; check_params, the config-only
+# pre-flight (no DNS, no InfluxDB, no k6), refuses every one of them, naming the field.
+COMPILE_JS_ERA = [
+    ("load", {"requests": [{"path": "/a", "weight": 0}]}, {}, "target.requests[0].weight"),
+    ("load", {"requests": [{"path": "/a", "weight": float("inf")}]}, {}, "target.requests[0].weight"),
+    ("smoke", {"requests": [{"path": "health"}]}, {}, "target.requests[0].path"),
+    ("smoke", {"requests": [{"path": "/{{x}}"}]}, {}, "target.requests[0].path"),
+    ("smoke", {"requests": [{"path": "/{{int:9:1}}"}]}, {}, "target.requests[0].path"),
+    ("smoke", {"requests": [{"path": "/{{vu"}]}, {}, "target.requests[0].path"),
+    ("smoke", {"requests": [{"path": "/", "method": "POST", "body": ["{{uuid}}", {"id": "{{nope}}"}]}]}, {},
+     "target.requests[0].body[1].id"),
+    ("smoke", {"requests": [{"path": "/", "method": "TRACE"}]}, {}, "target.requests[0].method"),
+    ("smoke", {"requests": [{"path": "/", "expect_status": [200, 99]}]}, {},
+     "target.requests[0].expect_status[1]"),
+    ("smoke", {"base_url": "ftp://127.0.0.1"}, {}, "target.base_url"),
+    ("smoke", {"requests": []}, {}, "target.requests"),
+    ("smoke", {}, {"duration": "1d"}, "overrides.duration"),
+    ("smoke", {}, {"duration": "90000000us"}, "overrides.duration"),
+    ("smoke", {}, {"graceful_stop": "5000000000ns"}, "overrides.graceful_stop"),
+    ("load", {}, {"stages": "1d:5"}, "overrides.stages"),
+    ("load", {}, {"stages": [{"duration": "5s", "target": -1}]}, "overrides.stages[0].target"),
+    ("load", {}, {"start_vus": 1.5}, "overrides.start_vus"),
+    ("smoke", {}, {"vus": 0}, "overrides.vus"),
+    ("smoke", {}, {"executor": "per-vu-iterations"}, "overrides.executor"),
+    ("smoke", {}, {"think_time_s": 61}, "overrides.think_time_s"),
+    ("smoke", {}, {"think_time_s": -1}, "overrides.think_time_s"),
+    ("load", {}, {"read_ratio": 2}, "overrides.read_ratio"),
+    ("stress", {"analysis": {"stress": {"error_rate": -0.1}}}, {}, "target.analysis.stress.error_rate"),
+    ("stress", {"analysis": {"stress": {"sustain_s": float("nan")}}}, {}, "target.analysis.stress.sustain_s"),
+]
+
+
+@pytest.mark.parametrize("test_type, target, overrides, field", COMPILE_JS_ERA,
+                         ids=[f"{c[3]}={c[1] or c[2]}" for c in COMPILE_JS_ERA])
+def test_check_params_refuses_what_the_k6_scripts_no_longer_judge(preflight, test_type, target, overrides, field):
+    calls, _ = preflight
+    with pytest.raises(InputError) as exc:
+        stage.check_params(test_type, {"inline_target": {**INLINE, **target}, "profile": "quick",
+                                       "overrides": overrides})
+    assert exc.value.field == field, str(exc.value)
+    assert calls == []
+
+
 def test_prepare_plan_checks_influxdb_then_inspects_the_script_with_its_run_config(preflight):
     calls, _ = preflight
     plan = stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"})

@@ -114,11 +114,53 @@ def test_bad_method(method):
                         f"OPTIONS, got {method!r}")
 
 
-@pytest.mark.parametrize("weight", [0, -1, True, False, "1", None])
+@pytest.mark.parametrize("weight", [0, -1, True, False, "1", None, float("nan"), float("inf")])
 def test_bad_weight(weight):
     err = _refused(_target(requests=[{"path": "/a"}, {"path": "/b", "weight": weight}]))
     assert str(err) == (f"targets.t.requests[1].weight: expected a positive number (the request's share of the "
                         f"iterations), got {weight!r}")
+
+
+# Templates: k6-scripts/lib/compile.js compiles them without checking, so every template it cannot compile is
+# refused here, naming the field (the scripts template base_url + path as one string, and body string values).
+@pytest.mark.parametrize("path", ["/a/{{int:1:100}}", "/{{ uuid }}/{{vu}}-{{iter}}", "/{{ int : -5 : -5 }}",
+                                  "/{{\u3000iter\ufeff}}", "/a}}b", "/{x}"])
+def test_templates_accepted(path):
+    body = {"id": "{{int:1:9}}", "tags": ["t-{{uuid}}", {"n": "{{vu}}"}], "k{{x}}": 1, "free": None}
+    target = validate_target(_target(requests=[{"path": path, "method": "POST", "body": body}]), "t", "targets.t")
+    assert target["requests"][0]["path"] == path and target["requests"][0]["body"] == body
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/p/{{int:9:1}}", "template {{int:9:1}} has A > B"),
+    ("/p/{{uuid4}}", "unknown template {{uuid4}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})"),
+    ("/p/{{int:1}}", "unknown template {{int:1}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})"),
+    ("/p/{{int:1.5:3}}", "unknown template {{int:1.5:3}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})"),
+    ("/p/{{int:\u0661:5}}", "unknown template {{int:\u0661:5}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})"),
+    ("/p/{{}}", "unknown template {{}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, {{iter}})"),
+    ("/p/{{vu", "unterminated template in '/p/{{vu'"),
+    ("/p/{{vu}}/{{", "unterminated template in '/p/{{vu}}/{{'"),
+])
+def test_bad_template_in_path_is_refused_naming_the_path(path, message):
+    # (a CR or LF anywhere in a path is refused by the target model before templates are read)
+    err = _refused(_target(requests=[{"path": "/ok"}, {"path": path}]))
+    assert str(err) == f"targets.t.requests[1].path: {message}"
+
+
+@pytest.mark.parametrize("body, field", [
+    ("a={{nope}}", "targets.t.requests[0].body"),
+    ({"user": "{{int:5:1}}"}, "targets.t.requests[0].body.user"),
+    ({"items": [{"id": 1}, {"id": "{{iter"}]}, "targets.t.requests[0].body.items[1].id"),
+    (["{{vu}}", "{{VU}}"], "targets.t.requests[0].body[1]"),
+])
+def test_bad_template_in_body_is_refused_naming_the_value(body, field):
+    assert _refused(_target(requests=[{"path": "/", "method": "POST", "body": body}])).field == field
+
+
+def test_bad_template_in_base_url_is_refused():
+    err = _refused(_target(base_url="http://127.0.0.1:8090/{{tenant}}"))
+    assert str(err) == ("targets.t.base_url: unknown template {{tenant}} (supported: {{int:A:B}}, {{uuid}}, {{vu}}, "
+                        "{{iter}})")
 
 
 @pytest.mark.parametrize("path", ["items", "", None, 1])

@@ -116,7 +116,7 @@ def test_loggable_argv_shortens_long_arguments():
 
 def test_run_config_has_no_headers(plan):
     config = run_config(plan)
-    assert set(config) == {"test_type", "target", "shape"}
+    assert set(config) == {"schema", "test_type", "target", "shape"}
     assert set(config["target"]) == {"name", "base_url", "requests"}
     assert config["shape"] == plan.shape
     assert "headers" not in json.dumps(config) and "Authorization" not in json.dumps(config)
