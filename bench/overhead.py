@@ -8,7 +8,7 @@ Rows (each variant's runs interleaved with the others', so machine noise hits al
   pipeline    `perfpipe run pipeline --target demo --profile quick`: wall vs the sum of its k6 stages (goal <= +12 %)
   dag parse   each dags/*.py imported in a fresh interpreter (median of the files; the interpreter's own start
               and `import airflow` are measured once and subtracted)
-With --baseline REV the same rows run the code of REV too (its plugins/ and dags/ from `git archive`, first on
+With --baseline REV the same rows run the code of REV too (its plugins/, dags/ and k6-scripts/ from `git archive`, first on
 PYTHONPATH), alternating with this tree's.
 
 Everything is its own: perfpipe's influxd (scripts/influxd.sh) and the whole demo system (scripts/demo.sh) on
@@ -105,7 +105,8 @@ class Variant:
                     "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
                     "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
                     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                    "PERFPIPE_SCRIPTS_DIR": str(ROOT / "k6-scripts")}
+                    # each tree's own k6 scripts: their run-config contract changes with the Python side
+                    "PERFPIPE_SCRIPTS_DIR": str(root / "k6-scripts")}
         if root != ROOT:
             self.env["PYTHONPATH"] = str(root / "plugins")
 
@@ -170,7 +171,8 @@ def main() -> int:
         if args.baseline:
             base = workdir / "baseline"
             base.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "plugins", "dags", "config"],
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "plugins", "dags", "config",
+                                      "k6-scripts"],
                                      capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
             variants.insert(0, Variant(f"baseline {args.baseline[:10]}", base, stack, workdir))
