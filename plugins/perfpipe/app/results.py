@@ -15,7 +15,7 @@ from perfpipe.app.measurements import (ANALYSIS_FIELDS, CHECKS, HTTP_REQ_DURATIO
                                        METRIC_FIELDS, NO_EXIT_CODE, NO_SCORE, NUMERIC_RESULT_FIELDS, PERF_PIPELINE,
                                        PERF_RESULTS, VUS)
 from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
-from perfpipe.core.model.plan import PlannedCheck
+from perfpipe.core.model.plan import PlannedCheck, StageResult
 
 RESULTS_MEASUREMENT = PERF_RESULTS.name  # kept for importers; the schema is perfpipe.app.measurements
 
@@ -155,38 +155,39 @@ def round_or_none(value: Any, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def result_point(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
-    """The perf_results point of one stage result (see make_stage_result)."""
+def result_point(stage: StageResult, logical_date: datetime) -> dict[str, Any]:
+    """The perf_results point of one stage result (perfpipe.app.stage.evaluate_stage)."""
     fields: dict[str, Any] = {
-        "verdict": stage["verdict"],
-        "testid": stage["testid"],
-        "metrics_complete": bool(stage["metrics"].get("metrics_complete")),
-        "report": stage.get("report") or "",
-        "checks_json": json.dumps(stage["checks"], sort_keys=True),
-        "profile": stage.get("profile") or "",
-        "score": float(stage["score"]) if stage.get("score") is not None else NO_SCORE,
-        "k6_exit_code": int(stage.get("k6_exit_code") if stage.get("k6_exit_code") is not None else NO_EXIT_CODE),
+        "verdict": stage.verdict,
+        "testid": stage.testid,
+        "metrics_complete": bool(stage.metrics.get("metrics_complete")),
+        "report": stage.report,
+        "checks_json": json.dumps(stage.checks, sort_keys=True),
+        "profile": stage.profile,
+        "score": float(stage.score) if stage.score is not None else NO_SCORE,
+        "k6_exit_code": int(stage.k6_exit_code if stage.k6_exit_code is not None else NO_EXIT_CODE),
     }
     for key in ("started_at", "ended_at"):  # the load window: for charts, links and overlap checks
-        if stage.get(key):
-            fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(stage[key]).timestamp() * 1000))
-    if stage.get("analysis"):
-        fields["analysis_json"] = json.dumps(stage["analysis"], sort_keys=True, default=str)
+        if getattr(stage, key):
+            fields[key.replace("_at", "_ms")] = float(int(datetime.fromisoformat(getattr(stage, key)).timestamp()
+                                                          * 1000))
+    if stage.analysis:
+        fields["analysis_json"] = json.dumps(stage.analysis, sort_keys=True, default=str)
     for name in NUMERIC_RESULT_FIELDS:
-        value = stage["metrics"].get(name)
+        value = stage.metrics.get(name)
         if value is not None:
             # One type per field forever: InfluxDB rejects a float after an int in the same shard.
             fields[name] = float(value)
     return {
         "measurement": PERF_RESULTS.name,
-        "tags": {"test_type": stage["test_type"], "target": stage["target"], "dag_id": stage["dag_id"],
-                 "run_id": stage["run_id"]},
+        "tags": {"test_type": stage.test_type, "target": stage.target, "dag_id": stage.dag_id,
+                 "run_id": stage.run_id},
         "time": int(logical_date.timestamp() * 1000),
         "fields": fields,
     }
 
 
-def store_result(hook: InfluxDBHook, stage: dict[str, Any], logical_date: datetime) -> None:
+def store_result(hook: InfluxDBHook, stage: StageResult, logical_date: datetime) -> None:
     """Write the stage's perf_results point, then drop points of other runs for the same logical date.
 
     Same tags and time as an earlier try -> InfluxDB overwrites the point. A rerun of the date under another run

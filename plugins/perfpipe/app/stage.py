@@ -19,7 +19,7 @@ from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
-from perfpipe.core.model.plan import TestPlan
+from perfpipe.core.model.plan import StageResult, TestPlan
 from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app.report_paths import stage_report_dir
 from perfpipe.core.paths import scripts_dir
@@ -214,7 +214,7 @@ def report_dir_for(dag_id: str, run_id: str, test_type: str) -> Path:
 
 
 def evaluate_stage(plan: TestPlan, run: dict[str, Any], *, dag_id: str, run_id: str,
-                   logical_date: datetime) -> dict[str, Any]:
+                   logical_date: datetime) -> StageResult:
     """Measure the run from InfluxDB, reconcile counts, fetch baselines and apply the gate."""
     hook = InfluxDBHook()
     summary = read_k6_summary(run["summary"])
@@ -235,36 +235,34 @@ def evaluate_stage(plan: TestPlan, run: dict[str, Any], *, dag_id: str, run_id: 
     verdict, checks, score = evaluate_gate(
         metrics, plan.gates, metrics_complete=metrics["metrics_complete"], k6_thresholds_ok=k6_thresholds_ok,
         aborted=run.get("aborted", False), baselines=baselines, skipped=plan.skipped_checks)
-    stage = {
-        "test_type": plan.test_type, "target": plan.target_name, "profile": plan.profile,
-        "dag_id": dag_id, "run_id": run_id, "testid": run["testid"], "verdict": verdict,
-        "score": score, "metrics": metrics, "checks": checks, "report": run.get("report") or "",
-        "summary": run.get("summary") or "", "k6_exit_code": run.get("exit_code"),
-        "started_at": run.get("started_at"), "ended_at": run.get("ended_at"), "analysis": details or {},
-    }
+    stage = StageResult(
+        test_type=plan.test_type, target=plan.target_name, profile=plan.profile, dag_id=dag_id, run_id=run_id,
+        testid=run["testid"], verdict=verdict, score=score, metrics=metrics, checks=checks,
+        report=run.get("report") or "", summary=run.get("summary") or "", k6_exit_code=run.get("exit_code"),
+        started_at=run.get("started_at"), ended_at=run.get("ended_at"), analysis=details or {})
     log_stage(stage)
     return stage
 
 
-def log_stage(stage: dict[str, Any]) -> None:
-    m = stage["metrics"]
+def log_stage(stage: StageResult) -> None:
+    m = stage.metrics
     log.info("%s on %s: verdict %s (score %s) | p95 %s ms, p99 %s ms, errors %s, %s req/s, %s requests, peak %s VUs",
-             stage["test_type"], stage["target"], stage["verdict"].upper(), stage.get("score"), m.get("p95_ms"), m.get("p99_ms"),
+             stage.test_type, stage.target, stage.verdict.upper(), stage.score, m.get("p95_ms"), m.get("p99_ms"),
              m.get("error_rate"), m.get("rps"), m.get("requests"), m.get("vus_max"))
     log.info("samples: k6 counted %s requests, InfluxDB stored %s -> metrics_complete=%s",
              m.get("samples_expected"), m.get("samples_stored"), m.get("metrics_complete"))
     figures = {k: m[k] for k in ANALYSIS_FIELDS if m.get(k) is not None}
     if figures:
-        log.info("%s analysis: %s", stage["test_type"], ", ".join(f"{k} {v}" for k, v in figures.items()))
-    for check in stage["checks"]:
+        log.info("%s analysis: %s", stage.test_type, ", ".join(f"{k} {v}" for k, v in figures.items()))
+    for check in stage.checks:
         baseline = f" (baseline {check['baseline']} {check['relative']})" if "relative" in check else ""
         log.info("  check %-16s %s %-8s warn %-8s value %-10s -> %s%s", check["name"], check["op"],
                  check["threshold"], check.get("warn"), check["value"], check["result"].upper(), baseline)
-    if stage.get("report"):
-        log.info("k6 HTML report: %s", stage["report"])
+    if stage.report:
+        log.info("k6 HTML report: %s", stage.report)
 
 
-def record_stage(stage: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
+def record_stage(stage: StageResult, logical_date: datetime) -> StageResult:
     store_result(InfluxDBHook(), stage, logical_date)
     return stage
 

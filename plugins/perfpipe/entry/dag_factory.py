@@ -94,14 +94,16 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         from perfpipe.app.stage import evaluate_stage
         from perfpipe.core.model.plan import TestPlan
 
-        return evaluate_stage(TestPlan.from_json_data(plan), run, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                              logical_date=logical_date_of(context))
+        stage = evaluate_stage(TestPlan.from_json_data(plan), run, dag_id=context["dag"].dag_id,
+                               run_id=context["run_id"], logical_date=logical_date_of(context))
+        return stage.to_json_data()  # XCom carries JSON; record reads it back as a StageResult
 
     @task(task_id="record")
     def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
         from perfpipe.app.stage import record_stage
+        from perfpipe.core.model.plan import StageResult
 
-        return record_stage(stage, logical_date_of(context))
+        return record_stage(StageResult.from_json_data(stage), logical_date_of(context)).to_json_data()
 
     @task(task_id="verdict")
     def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:

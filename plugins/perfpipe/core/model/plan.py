@@ -81,3 +81,37 @@ def _json(data: Any) -> str:
     import json
 
     return json.dumps(data)
+
+
+Verdict = Literal["pass", "warn", "fail", "skipped", "inconclusive", "aborted"]
+
+
+class StageResult(StrictModel):
+    """What one stage measured and decided: evaluate's result, recorded as its perf_results point
+    (perfpipe.app.results.result_point) and handed to the next task through XCom as JSON."""
+
+    test_type: TestType
+    target: str
+    profile: str
+    dag_id: str
+    run_id: str
+    testid: str
+    verdict: Verdict
+    score: FiniteNumber | None = None  # None: no check was evaluated
+    metrics: dict[str, Any]  # the gate's figures by name (perfpipe.app.measurements: METRIC/ANALYSIS/SAMPLE_FIELDS)
+    checks: list[dict[str, Any]]  # every check with its evidence (perfpipe.app.gates.evaluate_check)
+    analysis: dict[str, Any] = {}  # the test type's analysis details (windows, events, series)
+    report: str = ""
+    summary: str = ""
+    k6_exit_code: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json_data(cls, data: Any) -> "StageResult":
+        if isinstance(data, StageResult):
+            return data
+        return cls.model_validate_json(_json(data))

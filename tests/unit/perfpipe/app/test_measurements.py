@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from perfpipe.core.model.plan import StageResult
 from perfpipe.core.model.plan import ChaosPlan
 from perfpipe.app import measurements as m
 from perfpipe.app import outcomes, rollup
@@ -46,7 +47,7 @@ def full_stage() -> dict:
 
 
 def test_a_full_perf_results_point_fits_the_declared_schema():
-    point = result_point(full_stage(), LOGICAL_DATE)
+    point = result_point(StageResult(**full_stage()), LOGICAL_DATE)
     assert m.PERF_RESULTS.problems(point) == []
     # Every declared field is written by a full stage: the schema declares nothing the code never stores.
     assert set(point["fields"]) == set(m.PERF_RESULTS.fields)
@@ -54,8 +55,8 @@ def test_a_full_perf_results_point_fits_the_declared_schema():
 
 def test_a_minimal_perf_results_point_fits_too():
     stage = full_stage()
-    stage.update(metrics={}, score=None, k6_exit_code=None, analysis=None, started_at=None, ended_at=None)
-    point = result_point(stage, LOGICAL_DATE)
+    stage.update(metrics={}, score=None, k6_exit_code=None, analysis={}, started_at=None, ended_at=None)
+    point = result_point(StageResult(**stage), LOGICAL_DATE)
     assert m.PERF_RESULTS.problems(point) == []
     assert type(point["fields"]["k6_exit_code"]) is int and type(point["fields"]["score"]) is float
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from perfpipe.core.model.plan import StageResult
 from perfpipe.app.results import (METRIC_FIELDS, RESULTS_MEASUREMENT, collect_metrics, read_k6_summary, reconcile,
                                   result_point, summary_aggregates, summary_count, unused_testid)
 
@@ -73,7 +74,7 @@ def _stage(**overrides):
 
 def test_result_point_tags_and_time():
     logical_date = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
-    point = result_point(_stage(), logical_date)
+    point = result_point(StageResult(**_stage()), logical_date)
     assert point["measurement"] == RESULTS_MEASUREMENT == "perf_results"
     assert point["tags"] == {"test_type": "load", "target": "demo", "dag_id": "perf_load",
                              "run_id": "manual__2026-03-01T12:00:00+00:00"}
@@ -86,13 +87,13 @@ def test_result_point_tags_and_time():
     datetime(2026, 3, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),  # same instant, another zone
 ])
 def test_result_point_time_is_the_logical_date_in_ms(logical_date):
-    point = result_point(_stage(), logical_date)
+    point = result_point(StageResult(**_stage()), logical_date)
     assert point["time"] == 1772366400123
     assert point["time"] == (logical_date - EPOCH) // timedelta(milliseconds=1)
 
 
 def test_result_point_fields():
-    fields = result_point(_stage(), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    fields = result_point(StageResult(**_stage()), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
     assert fields == {
         "verdict": "warn", "testid": "perf_load:manual__2026-03-01T12:00:00+00:00:try1", "metrics_complete": True,
         "report": "/r/report.html", "profile": "quick", "k6_exit_code": 0, "score": -1.0,
@@ -111,16 +112,17 @@ def test_result_point_fields():
 
 def test_result_point_checks_json_round_trips():
     stage = _stage()
-    fields = result_point(stage, datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    fields = result_point(StageResult(**stage), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
     assert json.loads(fields["checks_json"]) == stage["checks"]
 
 
 def test_result_point_defaults_for_a_crashed_run():
-    stage = _stage(k6_exit_code=None, report=None, profile=None, checks=[],
+    stage = _stage(k6_exit_code=None, report="", checks=[],
                    metrics={"samples_expected": None, "samples_stored": 0, "metrics_complete": False})
-    fields = result_point(stage, datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
+    fields = result_point(StageResult(**stage), datetime(2026, 3, 1, tzinfo=timezone.utc))["fields"]
     assert fields == {"verdict": "warn", "testid": stage["testid"], "metrics_complete": False, "report": "",
-                      "checks_json": "[]", "profile": "", "k6_exit_code": -1, "score": -1.0, "samples_stored": 0.0}
+                      "checks_json": "[]", "profile": "quick", "k6_exit_code": -1, "score": -1.0,
+                      "samples_stored": 0.0}
 
 
 class _FakeHook:

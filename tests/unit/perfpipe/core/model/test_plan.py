@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from perfpipe.core.model.plan import PlannedCheck, TestPlan
+from perfpipe.core.model.plan import PlannedCheck, StageResult, TestPlan
 
 PLAN = {"test_type": "smoke", "profile": "quick", "target": {"name": "t", "base_url": "http://127.0.0.1:1"},
         "shape": {"executor": "constant-vus", "vus": 1, "duration": "5s"},
@@ -42,3 +42,21 @@ def test_an_xcom_that_is_not_a_plan_is_refused(change):
 def test_check_defaults_are_the_gates():
     check = PlannedCheck(op="<=", relative=10.0, baseline_runs=5)
     assert (check.weight, check.key, check.threshold) == (1.0, True, None)
+
+
+STAGE = {"test_type": "smoke", "target": "t", "profile": "quick", "dag_id": "perf_smoke", "run_id": "r",
+         "testid": "perf_smoke:r:smoke:try1", "verdict": "pass", "score": 100.0, "metrics": {"p95_ms": 12.5},
+         "checks": [{"name": "p95_ms", "result": "pass"}]}
+
+
+def test_a_stage_result_survives_the_trip_through_json():
+    stage = StageResult.from_json_data(STAGE)
+    assert StageResult.from_json_data(json.loads(json.dumps(stage.to_json_data()))) == stage
+    assert (stage.report, stage.k6_exit_code, stage.analysis) == ("", None, {})
+
+
+@pytest.mark.parametrize("change", [{"verdict": "passed"}, {"score": float("nan")}, {"test_type": "x"},
+                                    {"metrics": None}, {"extra": 1}])
+def test_an_xcom_that_is_not_a_stage_result_is_refused(change):
+    with pytest.raises(ValidationError):
+        StageResult.from_json_data({**STAGE, **change})
