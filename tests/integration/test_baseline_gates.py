@@ -57,7 +57,7 @@ def run_smoke(dagbag, port: int, day: int):
     from perfpipe.core.hooks.influxdb import InfluxDBHook
 
     [result] = read_results(InfluxDBHook(), "perf_smoke", dag_run.run_id)
-    return {c["name"]: c for c in result["checks"]}["p95_vs_baseline"], result["verdict"]
+    return {c["name"]: c for c in result.checks}["p95_vs_baseline"], result.verdict
 
 
 def test_relative_check_fails_when_latency_is_50_percent_worse_than_baseline(stack, slow_demo):

@@ -30,12 +30,13 @@ def test_each_test_type_runs_end_to_end(stack, test_type):
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     assert str(dag_run.state) == "success", states
     [result] = read_results(influx, f"perf_{test_type}", dag_run.run_id)
-    assert result["test_type"] == test_type and result["target"] == "demo"
-    assert result["verdict"] in ("pass", "warn"), result["checks"]
-    assert result["metrics_complete"] is True  # stored == k6's count, up to the collision allowance
-    assert result["samples_expected"] - result["samples_stored"] <= collision_allowance(result["samples_expected"])
+    assert result.test_type == test_type and result.target == "demo"
+    assert result.verdict in ("pass", "warn"), result.checks
+    assert result.metrics["metrics_complete"] is True  # stored == k6's count, up to the collision allowance
+    expected, stored = result.metrics["samples_expected"], result.metrics["samples_stored"]
+    assert expected - stored <= collision_allowance(expected)
     # The raw k6 samples are in InfluxDB under the run's testid, with test_type and target tags.
     [raw] = influx.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t AND '
-                         '"test_type" = $type AND "target" = \'demo\'', {"t": result["testid"], "type": test_type})
-    assert raw["n"] == result["samples_stored"] > 0
-    assert result["testid"].startswith(f"perf_{test_type}:{dag_run.run_id}:{test_type}:try")
+                         '"test_type" = $type AND "target" = \'demo\'', {"t": result.testid, "type": test_type})
+    assert raw["n"] == result.metrics["samples_stored"] > 0
+    assert result.testid.startswith(f"perf_{test_type}:{dag_run.run_id}:{test_type}:try")

@@ -60,21 +60,21 @@ def test_docker_smoke_equals_the_local_run(stack, docker_engine, monkeypatch):
     states = {ti.task_id: str(ti.state) for ti in docker_run.get_task_instances()}
     assert str(docker_run.state) == "success", states
     docker = _result(influx, "perf_smoke", docker_run.run_id)
-    print(f"\ndocker smoke: {docker_s:.1f}s wall, verdict {docker['verdict']}, {docker['requests']} requests; "
-          f"local verdict {local['verdict']}, {local['requests']} requests")
+    print(f"\ndocker smoke: {docker_s:.1f}s wall, verdict {docker.verdict}, {docker.metrics['requests']} requests; "
+          f"local verdict {local.verdict}, {local.metrics['requests']} requests")
 
-    assert docker["verdict"] == local["verdict"] == "pass", (docker["checks"], local["checks"])
-    assert docker["metrics_complete"] is True and local["metrics_complete"] is True
-    assert [c["name"] for c in docker["checks"]] == [c["name"] for c in local["checks"]]
+    assert docker.verdict == local.verdict == "pass", (docker.checks, local.checks)
+    assert docker.metrics["metrics_complete"] is True and local.metrics["metrics_complete"] is True
+    assert [c["name"] for c in docker.checks] == [c["name"] for c in local.checks]
     # The container's load reached the demo target on the host: every request k6 counted arrived there.
-    assert demo.requests() == docker["samples_expected"] > 0
-    assert docker["testid"].startswith(f"perf_smoke:{docker_run.run_id}:smoke:try")
+    assert demo.requests() == docker.metrics["samples_expected"] > 0
+    assert docker.testid.startswith(f"perf_smoke:{docker_run.run_id}:smoke:try")
     [raw] = influx.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t AND '
-                         '"test_type" = \'smoke\' AND "target" = \'demo\'', {"t": docker["testid"]})
-    assert raw["n"] == docker["samples_stored"]
+                         '"test_type" = \'smoke\' AND "target" = \'demo\'', {"t": docker.testid})
+    assert raw["n"] == docker.metrics["samples_stored"]
 
     # The same files as the local runtime, on the host, owned by the worker's user.
-    docker_dir, local_dir = Path(docker["report"]).parent, Path(local["report"]).parent
+    docker_dir, local_dir = Path(docker.report).parent, Path(local.report).parent
     names = {"summary.json", "report.html", "k6.log", "run-config.json"}
     assert {p.name for p in docker_dir.iterdir()} == {p.name for p in local_dir.iterdir()} == names
     for name in names:
@@ -84,7 +84,7 @@ def test_docker_smoke_equals_the_local_run(stack, docker_engine, monkeypatch):
     assert "<html" in (docker_dir / "report.html").read_text(errors="replace")[:2000].lower()
     assert "http_reqs" in (docker_dir / "k6.log").read_text()  # k6's end-of-test summary, from the container
 
-    assert docker_engine.containers(f"label=perfpipe.testid={docker['testid']}") == []
+    assert docker_engine.containers(f"label=perfpipe.testid={docker.testid}") == []
 
 
 class _FakeTI:
@@ -145,8 +145,8 @@ def test_on_kill_stops_the_container_and_records_aborted(stack, docker_engine):
     assert "error" not in outcome, outcome.get("error")
     assert outcome["result"]["aborted"] is True and outcome["result"]["exit_code"] == 105
     [result] = [r for r in _results(influx, run_id)]
-    assert result["verdict"] == "aborted"
-    assert 0 < result["requests"]
+    assert result.verdict == "aborted"
+    assert 0 < result.metrics["requests"]
 
 
 def _results(influx, run_id: str) -> list[dict]:

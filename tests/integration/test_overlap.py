@@ -67,8 +67,8 @@ def test_two_runs_on_one_target_never_load_it_at_the_same_time(influxdb, demo_ta
     windows = []
     for dag_id, run_id in runs:
         [point] = read_results(influxdb, dag_id, run_id)
-        first, last, count = sample_window(influxdb, point["testid"])
-        assert count > 0 and point["verdict"] in ("pass", "warn")
+        first, last, count = sample_window(influxdb, point.testid)
+        assert count > 0 and point.verdict in ("pass", "warn")
         windows.append((first, last))
     (a_first, a_last), (b_first, b_last) = sorted(windows)
     assert a_last < b_first, f"load windows overlap: {windows}"

@@ -19,15 +19,16 @@ from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
 from perfpipe.app.measurements import PATH_SEPARATOR, PERF_PIPELINE
 from perfpipe.app.results import read_results
 from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.core.model.plan import StageResult
 
 log = logging.getLogger(__name__)
 
 PIPELINE_MEASUREMENT = PERF_PIPELINE.name  # kept for importers
 
 
-def stage_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """The run's perf_results points in decision-tree order."""
-    by_type = {p["test_type"]: p for p in read_results(hook, dag_id, run_id)}
+def stage_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[StageResult]:
+    """The run's stage results in decision-tree order."""
+    by_type = {s.test_type: s for s in read_results(hook, dag_id, run_id)}
     return [by_type[s] for s in pipeline.STAGES if s in by_type]
 
 
@@ -37,11 +38,11 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
     stages = stage_results(hook, dag_id, run_id)
     failed = None
     if outcome != pipeline.READY:
-        failed = next((s for s in reversed(stages) if s["verdict"] == FAIL), None)
+        failed = next((s for s in reversed(stages) if s.verdict == FAIL), None)
     conclusion = {
         "outcome": outcome,
-        "path": [s["test_type"] for s in stages] + [outcome],
-        "target": stages[0]["target"] if stages else "",
+        "path": [s.test_type for s in stages] + [outcome],
+        "target": stages[0].target if stages else "",
         "explanation": pipeline.explain(outcome, failed),
         "evidence": pipeline.evidence(failed) if failed else [],
     }

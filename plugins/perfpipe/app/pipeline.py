@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from perfpipe.app.gates import FAIL, PASS, WARN, describe_failures
+from perfpipe.core.model.plan import StageResult
 
 READY = "ready_to_deploy"
 FIX_ISSUES, OPTIMIZE, SCALE, IMPROVE_FAILOVER = "fix_issues", "optimize_system", "scale_system", "improve_failover"
@@ -114,15 +115,16 @@ def next_stage(stage: str, include_soak: bool) -> str:
     return GATES[stage].answer(True, {INCLUDE_SOAK: include_soak}).to
 
 
-def decide(stage: str, result: dict[str, Any] | None, include_soak: bool) -> str:
+def decide(stage: str, result: StageResult | None, include_soak: bool) -> str:
     """The branch a gate takes: the next stage, ready_to_deploy or the stage's remediation outcome."""
     if result is None:
         raise InconclusiveStage(f"{stage}: no perf_results point was recorded for this run")
-    verdict = result.get("verdict")
+    verdict = result.verdict
     if verdict in (PASS, WARN, FAIL):
         return GATES[stage].answer(verdict != FAIL, {INCLUDE_SOAK: include_soak}).to
-    raise InconclusiveStage(f"{stage}: verdict {verdict!r} (metrics_complete={result.get('metrics_complete')}, "
-                            f"{result.get('samples_stored')} of {result.get('samples_expected')} samples stored)")
+    m = result.metrics
+    raise InconclusiveStage(f"{stage}: verdict {verdict!r} (metrics_complete={m.get('metrics_complete')}, "
+                            f"{m.get('samples_stored')} of {m.get('samples_expected')} samples stored)")
 
 
 def task_id_of(branch: Branch) -> str:
@@ -140,13 +142,13 @@ def branch_task_id(stage: str, choice: str) -> str:
     raise ValueError(f"{stage} gate: no branch leads to {choice!r}")
 
 
-def evidence(result: dict[str, Any]) -> list[dict[str, Any]]:
+def evidence(result: StageResult) -> list[dict[str, Any]]:
     """The failed checks of a stage result: name, value, operator and threshold."""
-    return [{"stage": result["test_type"], **{k: c.get(k) for k in ("name", "value", "op", "threshold", "result")}}
-            for c in result.get("checks", []) if c.get("result") == FAIL]
+    return [{"stage": result.test_type, **{k: c.get(k) for k in ("name", "value", "op", "threshold", "result")}}
+            for c in result.checks if c.get("result") == FAIL]
 
 
-def explain(outcome: str, failed: dict[str, Any] | None) -> str:
+def explain(outcome: str, failed: StageResult | None) -> str:
     if failed is None:
         return REMEDIATION_ADVICE[outcome]
-    return f"{REMEDIATION_ADVICE[outcome]} {failed['test_type']} gate failed: {describe_failures(failed['checks'])}"
+    return f"{REMEDIATION_ADVICE[outcome]} {failed.test_type} gate failed: {describe_failures(failed.checks)}"

@@ -13,18 +13,19 @@ from typing import Any
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.app.outcomes import read_conclusion, stage_results
 from perfpipe.app.report_paths import run_report_dir
+from perfpipe.core.model.plan import StageResult
 
 REPORT_FILE = "pipeline-report.html"
 # (title, unit) of the charts, in order.
 SERIES = (("VUs", ""), ("Request rate", "req/s"), ("p95 latency", "ms"), ("Error rate", ""))
 
 
-def time_series(hook: InfluxDBHook, stage: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+def time_series(hook: InfluxDBHook, stage: StageResult) -> dict[str, list[tuple[int, float]]]:
     """A stage's charts from its rollup (perfpipe.app.rollup: at most ~600 buckets, whatever the run's length)."""
     from perfpipe.app.rollup import read_rollup, read_state
 
-    state = read_state(hook, stage["testid"]) if stage.get("testid") else None
-    buckets = read_rollup(hook, stage["testid"])[0] if state else []
+    state = read_state(hook, stage.testid) if stage.testid else None
+    buckets = read_rollup(hook, stage.testid)[0] if state else []
     bucket_s = state[0] if state else 1
     values = {
         "VUs": [(b.t, b.vus) for b in buckets],
@@ -65,38 +66,38 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def stage_section(hook: InfluxDBHook, stage: dict[str, Any], report_dir: Path) -> str:
+def stage_section(hook: InfluxDBHook, stage: StageResult, report_dir: Path) -> str:
     rows = "".join(
         f'<tr class="{html.escape(c["result"])}"><td>{_cell(c["name"])}</td><td>{_cell(c["value"])}</td>'
         f'<td>{_cell(c["op"])} {_cell(c["threshold"])}</td><td>{_cell(c.get("warn"))}</td>'
-        f'<td>{_cell(c["result"]).upper()}</td></tr>' for c in stage["checks"])
-    metrics = " · ".join(f"{name} {_cell(stage.get(name))}" for name in
+        f'<td>{_cell(c["result"]).upper()}</td></tr>' for c in stage.checks)
+    metrics = " · ".join(f"{name} {_cell(stage.metrics.get(name))}" for name in
                          ("p95_ms", "p99_ms", "avg_ms", "error_rate", "rps", "requests", "vus_max", "duration_s"))
     analysis = analysis_section(stage)
     series = time_series(hook, stage)
     charts = "".join(svg_chart(title, unit, series[title]) for title, unit in SERIES)
-    k6_report = stage.get("report") or ""
+    k6_report = stage.report
     link = ""
     if k6_report:
         href = os.path.relpath(k6_report, report_dir) if os.path.isabs(k6_report) else k6_report
         link = f'<a href="{html.escape(href)}">k6 HTML report</a>'
-    complete = ("complete" if stage.get("metrics_complete") else
-                f'<b class="fail">INCOMPLETE</b> ({_cell(stage.get("samples_stored"))} of '
-                f'{_cell(stage.get("samples_expected"))})')
-    return (f'<section><h2>{html.escape(stage["test_type"])} — <span class="{html.escape(stage["verdict"])}">'
-            f'{html.escape(stage["verdict"].upper())}</span></h2>'
-            f'<p>{metrics}</p><p>samples: {complete} · testid <code>{html.escape(stage["testid"])}</code> · {link}</p>'
+    complete = ("complete" if stage.metrics.get("metrics_complete") else
+                f'<b class="fail">INCOMPLETE</b> ({_cell(stage.metrics.get("samples_stored"))} of '
+                f'{_cell(stage.metrics.get("samples_expected"))})')
+    return (f'<section><h2>{html.escape(stage.test_type)} — <span class="{html.escape(stage.verdict)}">'
+            f'{html.escape(stage.verdict.upper())}</span></h2>'
+            f'<p>{metrics}</p><p>samples: {complete} · testid <code>{html.escape(stage.testid)}</code> · {link}</p>'
             f'<table><tr><th>check</th><th>value</th><th>threshold</th><th>warn</th><th>result</th></tr>{rows}'
             f'</table>{analysis}<div class="charts">{charts}</div></section>')
 
 
-def analysis_section(stage: dict[str, Any]) -> str:
+def analysis_section(stage: StageResult) -> str:
     """The test type's own figures (breaking point, recovery, drift, chaos phases)."""
     from perfpipe.app.measurements import ANALYSIS_FIELDS
 
-    figures = " · ".join(f"{name} <b>{_cell(stage[name])}</b>" for name in ANALYSIS_FIELDS
-                         if stage.get(name) is not None)
-    details = stage.get("analysis") or {}
+    figures = " · ".join(f"{name} <b>{_cell(stage.metrics[name])}</b>" for name in ANALYSIS_FIELDS
+                         if stage.metrics.get(name) is not None)
+    details = stage.analysis
     phases = details.get("phases") or {}
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_cell(p.get('seconds'))}</td><td>{_cell(p.get('requests'))}"
                    f"</td><td>{_cell(p.get('error_rate'))}</td><td>{_cell(p.get('p95_ms'))}</td>"
@@ -124,12 +125,12 @@ text{font-size:10px;fill:#555}"""
 def render(hook: InfluxDBHook, dag_id: str, run_id: str, report_dir: Path) -> str:
     stages = stage_results(hook, dag_id, run_id)
     conclusion = read_conclusion(hook, dag_id, run_id)
-    path = conclusion["path"] if conclusion else [s["test_type"] for s in stages]
+    path = conclusion["path"] if conclusion else [s.test_type for s in stages]
     outcome = conclusion["outcome"] if conclusion else "no outcome (infrastructure error: see the task logs)"
     path_html = " → ".join(f'<span class="{"outcome" if step == path[-1] and conclusion else ""}">'
                            f'{html.escape(step)}</span>' for step in path)
     explanation = html.escape(conclusion["explanation"]) if conclusion else ""
-    target = html.escape((conclusion or {}).get("target") or (stages[0]["target"] if stages else ""))
+    target = html.escape((conclusion or {}).get("target") or (stages[0].target if stages else ""))
     sections = "".join(stage_section(hook, s, report_dir) for s in stages)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>perfpipe {html.escape(run_id)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(dag_id)}: {html.escape(outcome)}</h1>"

@@ -7,7 +7,7 @@ rerun of the same date overwrites its point instead of adding one.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +247,25 @@ def clear_run_results(hook: InfluxDBHook, dag_id: str, run_id: str, test_type: s
     hook.execute(f'DELETE FROM "{PERF_PIPELINE}" WHERE {where}')
 
 
-def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """perf_results points of one DAG run, oldest first, with checks decoded."""
+def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[StageResult]:
+    """The stage results one DAG run recorded, oldest first."""
     points = hook.query(f'SELECT * FROM "{PERF_RESULTS}" WHERE "dag_id" = $dag_id AND "run_id" = $run_id',
                         {"dag_id": dag_id, "run_id": run_id})
-    for point in points:
-        point["checks"] = json.loads(point.pop("checks_json", "[]") or "[]")
-        point["analysis"] = json.loads(point.pop("analysis_json", None) or "{}")
-    return points
+    return [stage_from_point(point) for point in points]
+
+
+def stage_from_point(point: dict[str, Any]) -> StageResult:
+    """A perf_results point (as InfluxDB returns it: tags and fields side by side) read back as the StageResult
+    result_point wrote; the load window comes back as ISO times, the "no value" markers as None."""
+    metrics = {name: point[name] for name in NUMERIC_RESULT_FIELDS if point.get(name) is not None}
+    metrics["metrics_complete"] = bool(point.get("metrics_complete"))
+    window = {key: datetime.fromtimestamp(point[f"{key[:-3]}_ms"] / 1000, timezone.utc).isoformat()
+              for key in ("started_at", "ended_at") if point.get(f"{key[:-3]}_ms") is not None}
+    score, exit_code = point.get("score"), point.get("k6_exit_code")
+    return StageResult(
+        test_type=point["test_type"], target=point["target"], profile=point.get("profile") or "",
+        dag_id=point["dag_id"], run_id=point["run_id"], testid=point.get("testid") or "", verdict=point["verdict"],
+        score=None if score is None or score == NO_SCORE else float(score), metrics=metrics,
+        checks=json.loads(point.get("checks_json") or "[]"), analysis=json.loads(point.get("analysis_json") or "{}"),
+        report=point.get("report") or "", k6_exit_code=None if exit_code in (None, NO_EXIT_CODE) else int(exit_code),
+        **window)

@@ -267,24 +267,24 @@ def record_stage(stage: StageResult, logical_date: datetime) -> StageResult:
     return stage
 
 
-def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> dict[str, Any]:
+def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> StageResult:
     """Read the stage's recorded result back from InfluxDB and fail unless it passed (or warned)."""
-    points = [p for p in read_results(InfluxDBHook(), dag_id, run_id) if p.get("test_type") == test_type]
-    if not points:
+    recorded = [s for s in read_results(InfluxDBHook(), dag_id, run_id) if s.test_type == test_type]
+    if not recorded:
         raise InfrastructureError(f"no perf_results point for {dag_id}/{run_id}/{test_type} in InfluxDB")
-    result = points[-1]
-    verdict = result["verdict"]
+    result = recorded[-1]
+    verdict = result.verdict
     if verdict in (FAIL, INCONCLUSIVE, ABORTED):
         from airflow.sdk.exceptions import AirflowFailException
 
-        evidence = describe_failures(result["checks"])
+        evidence = describe_failures(result.checks)
         if verdict == INCONCLUSIVE:
-            evidence = (f"metrics incomplete: InfluxDB holds {result.get('samples_stored')} of "
-                        f"{result.get('samples_expected')} samples k6 counted. " + evidence)
+            evidence = (f"metrics incomplete: InfluxDB holds {result.metrics.get('samples_stored')} of "
+                        f"{result.metrics.get('samples_expected')} samples k6 counted. " + evidence)
         raise AirflowFailException(f"{test_type} gate {verdict.upper()}: {evidence or 'see the checks above'}")
     if verdict == WARN:
         log.warning("%s gate WARN: %s", test_type,
-                    [c["name"] for c in result["checks"] if c["result"] == WARN])
+                    [c["name"] for c in result.checks if c["result"] == WARN])
     return result
 
 

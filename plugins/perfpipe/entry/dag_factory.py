@@ -109,7 +109,7 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
     def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
         from perfpipe.app.stage import enforce_verdict
 
-        return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"])
+        return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"]).to_json_data()
 
     plan = validate()
     run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
@@ -224,7 +224,7 @@ def gate_task(row):
         from perfpipe.core.hooks.influxdb import InfluxDBHook
         from perfpipe.app.results import read_results
 
-        results = {p["test_type"]: p for p in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
+        results = {s.test_type: s for s in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
         try:
             choice = pipeline.decide(stage, results.get(stage),
                                      bool(context["params"].get(pipeline.INCLUDE_SOAK)))

@@ -78,7 +78,8 @@ class Request(StrictModel):
     method: Literal[_METHODS] = Field("GET", description="one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
     path: _text(PATH_PATTERN, "a path on the target starting with '/', e.g. "
                                    "/api/items/{{int:1:100}}")
-    weight: Annotated[FiniteNumber, Field(gt=0, description="a positive number (the request's share of the iterations)")] = 1
+    weight: Annotated[FiniteNumber, Field(gt=0, description="a positive number (the request's share of the "
+                                                           "iterations)")] = 1
     expect_status: Annotated[Status | Annotated[list[Status], Field(min_length=1, max_length=20)],
                              Field(description="HTTP status codes (100-599): one or a list")] = 200
     body: dict[str, Any] | list[Any] | Annotated[str, Strict()] | None = Field(

@@ -253,7 +253,7 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
         conclusion = outcomes.read_conclusion(hook, dag_id, run_id) if pipeline else None
     except PerfpipeError as exc:
         raise CliError(str(exc)) from None
-    by_type = {p["test_type"]: p for p in points}
+    by_type = {s.test_type: s for s in points}
     stages = [stage_json(by_type[t]) for t in test_types if t in by_type]
     failed_tasks = sorted(failed_tasks)
     verdicts = [s["verdict"] for s in stages]
@@ -279,20 +279,21 @@ def exit_code_of(run) -> int:
     return {True: EXIT_PASSED, False: EXIT_GATE_FAILED, None: EXIT_ERROR}[run.passed]
 
 
-def stage_json(point: dict[str, Any]) -> dict[str, Any]:
+def stage_json(stage) -> dict[str, Any]:
+    """A StageResult as the CLI's JSON shows it (README: Command line)."""
     from perfpipe.app.measurements import ANALYSIS_FIELDS, METRIC_FIELDS, SAMPLE_FIELDS
 
-    metrics = {name: point.get(name) for name in METRIC_FIELDS + SAMPLE_FIELDS}
-    analysis = {name: point[name] for name in ANALYSIS_FIELDS if point.get(name) is not None}
-    details = point.get("analysis") or {}
+    metrics = {name: stage.metrics.get(name) for name in METRIC_FIELDS + SAMPLE_FIELDS}
+    analysis = {name: stage.metrics[name] for name in ANALYSIS_FIELDS if stage.metrics.get(name) is not None}
+    details = stage.analysis
     for key in ("scenario", "component", "action", "phases", "events", "limits", "windows_s"):
         if key in details:
             analysis[key] = details[key]
-    return {"test_type": point["test_type"], "target": point["target"], "verdict": point["verdict"],
-            "testid": point.get("testid"), "metrics": metrics, "analysis": analysis,
+    return {"test_type": stage.test_type, "target": stage.target, "verdict": stage.verdict,
+            "testid": stage.testid, "metrics": metrics, "analysis": analysis,
             "checks": [{k: c.get(k) for k in ("name", "op", "threshold", "warn", "value", "result")}
-                       for c in point["checks"]],
-            "metrics_complete": bool(point.get("metrics_complete")), "report": point.get("report")}
+                       for c in stage.checks],
+            "metrics_complete": bool(stage.metrics.get("metrics_complete")), "report": stage.report}
 
 
 def print_table(result: dict[str, Any], out) -> None:
@@ -522,11 +523,11 @@ def show_new_results(dag_id: str, run_id: str, shown: dict[str, tuple]) -> None:
     except PerfpipeError as exc:
         print(f"perfpipe: cannot read results yet: {exc}", file=sys.stderr)
         return
-    for point in points:
-        key = (point.get("verdict"), point.get("testid"))
-        if shown.get(point["test_type"]) != key:
-            shown[point["test_type"]] = key
-            print("  " + stage_line(stage_json(point)), file=sys.stderr, flush=True)
+    for stage in points:
+        key = (stage.verdict, stage.testid)
+        if shown.get(stage.test_type) != key:
+            shown[stage.test_type] = key
+            print("  " + stage_line(stage_json(stage)), file=sys.stderr, flush=True)
 
 
 def stage_line(stage: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ from perfpipe.app.analysis import (breaking_point, drift_pct, phase_bounds, reco
                                spike_windows, steady_buckets)
 from perfpipe.app.rollup import Bucket, bucket_seconds
 
+from unit.stage_points import stage_result
+
 LIMITS = {"error_rate": 0.05, "p95_ms": 2000, "sustain_s": 3}
 
 
@@ -130,13 +132,13 @@ def test_crossed_thresholds_reads_the_summary_export():
 def test_report_shows_analysis_figures_and_the_chaos_phase_table():
     from perfpipe.app.report import analysis_section
 
-    stage = {"breaking_vus": 24.0, "recovered_s": 1.0,
-             "analysis": {"scenario": "db_failure", "action": "stop", "component": "database",
-                          "phases": {"baseline": {"seconds": 5, "requests": 500, "error_rate": 0, "p95_ms": 4,
-                                                  "rps": 100},
-                                     "inject": {"seconds": 10, "requests": 900, "error_rate": 0.2, "p95_ms": 9,
-                                                "rps": 90}}}}
+    stage = stage_result(breaking_vus=24.0, recovered_s=1.0,
+                         analysis={"scenario": "db_failure", "action": "stop", "component": "database",
+                                   "phases": {"baseline": {"seconds": 5, "requests": 500, "error_rate": 0,
+                                                           "p95_ms": 4, "rps": 100},
+                                              "inject": {"seconds": 10, "requests": 900, "error_rate": 0.2,
+                                                         "p95_ms": 9, "rps": 90}}})
     html = analysis_section(stage)
     assert "breaking_vus <b>24</b>" in html and "recovered_s <b>1</b>" in html
     assert "<td>inject</td><td>10</td><td>900</td><td>0.2</td>" in html
-    assert analysis_section({}) == ""
+    assert analysis_section(stage_result()) == ""

@@ -15,6 +15,8 @@ from perfpipe.app import measurements as m
 from perfpipe.app import outcomes, rollup
 from perfpipe.app.results import result_point
 
+from unit.stage_points import stage_result
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 LOGICAL_DATE = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -75,7 +77,7 @@ def test_the_pipeline_conclusion_fits_perf_pipeline(monkeypatch):
     hook = RecordingHook()
     monkeypatch.setattr(outcomes, "InfluxDBHook", lambda: hook)
     monkeypatch.setattr(outcomes, "read_results", lambda h, dag_id, run_id: [
-        {"test_type": "smoke", "target": "demo", "verdict": "pass", "checks": []}])
+        stage_result(test_type="smoke", target="demo", verdict="pass", checks=[])])
     outcomes.conclude("ready_to_deploy", "perf_pipeline", "run", LOGICAL_DATE)
     [point] = hook.written
     assert m.PERF_PIPELINE.problems(point) == []

@@ -10,6 +10,8 @@ import pytest
 from perfpipe.app import outcomes
 from perfpipe.app.outcomes import RunOutcome, pipeline_outcome, stages_outcome
 
+from unit.stage_points import stage_result
+
 LOGICAL_DATE = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -57,8 +59,8 @@ class FakeHook:
 
 def _results(*verdicts):
     stages = ("smoke", "load", "stress", "spike", "chaos")
-    return [{"test_type": s, "target": "demo", "verdict": v,
-             "checks": [{"name": "p95_ms", "value": 900.0, "op": "<", "threshold": 500.0, "result": v}]}
+    return [stage_result(test_type=s, target="demo", verdict=v,
+                         checks=[{"name": "p95_ms", "value": 900.0, "op": "<", "threshold": 500.0, "result": v}])
             for s, v in zip(stages, verdicts)]
 
 

@@ -11,6 +11,8 @@ import pytest
 from perfpipe.app import pipeline
 from perfpipe.app.pipeline import READY, TREE
 
+from unit.stage_points import stage_result
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 REMEDIATIONS = {"fix_issues", "optimize_system", "scale_system", "improve_failover"}
 
@@ -41,22 +43,22 @@ def test_without_include_soak_soak_is_unreachable_and_the_rest_still_is():
 def test_include_soak_puts_soak_between_chaos_and_ready():
     assert pipeline.happy_path(False) == ["smoke", "load", "stress", "spike", "chaos"]
     assert pipeline.happy_path(True) == ["smoke", "load", "stress", "spike", "chaos", "soak"]
-    passed = {"verdict": "pass"}
+    passed = stage_result(verdict="pass")
     assert pipeline.decide("chaos", passed, include_soak=False) == READY
     assert pipeline.decide("chaos", passed, include_soak=True) == "soak"
     assert pipeline.decide("soak", passed, include_soak=True) == READY
     # include_soak changes no other decision
     for gate, verdict in product(TREE, ("pass", "warn", "fail")):
         if gate.stage != "chaos" or verdict == "fail":
-            result = {"verdict": verdict}
+            result = stage_result(verdict=verdict)
             assert pipeline.decide(gate.stage, result, False) == pipeline.decide(gate.stage, result, True)
 
 
 def test_a_failed_gate_always_leads_to_a_remediation_and_a_passed_one_never_does():
     for gate, include_soak in product(TREE, (False, True)):
-        assert pipeline.decide(gate.stage, {"verdict": "fail"}, include_soak) in REMEDIATIONS
+        assert pipeline.decide(gate.stage, stage_result(verdict="fail"), include_soak) in REMEDIATIONS
         for verdict in ("pass", "warn"):
-            assert pipeline.decide(gate.stage, {"verdict": verdict}, include_soak) not in REMEDIATIONS
+            assert pipeline.decide(gate.stage, stage_result(verdict=verdict), include_soak) not in REMEDIATIONS
 
 
 def test_an_outcome_several_gates_lead_to_sits_behind_one_edge_task_per_gate():
@@ -104,7 +106,7 @@ def dag():
 
 def test_every_decision_is_a_labelled_edge_of_its_gate_in_the_dag(dag):
     for gate, verdict, include_soak in product(TREE, ("pass", "fail"), (False, True)):
-        choice = pipeline.decide(gate.stage, {"verdict": verdict}, include_soak)
+        choice = pipeline.decide(gate.stage, stage_result(verdict=verdict), include_soak)
         task_id = pipeline.branch_task_id(gate.stage, choice)
         gate_id = f"{gate.stage}_gate"
         assert task_id in dag.task_dict[gate_id].downstream_task_ids, (gate_id, task_id)

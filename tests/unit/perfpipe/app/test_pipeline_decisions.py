@@ -4,6 +4,8 @@ import pytest
 
 from perfpipe.app import pipeline
 
+from unit.stage_points import stage_result
+
 
 @pytest.mark.parametrize("stage, verdict, include_soak, expected", [
     ("smoke", "pass", False, "load"),
@@ -19,13 +21,13 @@ from perfpipe.app import pipeline
     ("soak", "fail", True, "optimize_system"),
 ])
 def test_decisions(stage, verdict, include_soak, expected):
-    assert pipeline.decide(stage, {"verdict": verdict, "test_type": stage}, include_soak) == expected
+    assert pipeline.decide(stage, stage_result(verdict=verdict, test_type=stage), include_soak) == expected
 
 
-@pytest.mark.parametrize("result", [None, {"verdict": "inconclusive"}, {"verdict": "aborted"}])
-def test_no_trustworthy_verdict_is_not_a_performance_decision(result):
+@pytest.mark.parametrize("verdict", [None, "inconclusive", "aborted"])
+def test_no_trustworthy_verdict_is_not_a_performance_decision(verdict):
     with pytest.raises(pipeline.InconclusiveStage):
-        pipeline.decide("load", result, False)
+        pipeline.decide("load", verdict and stage_result(verdict=verdict), False)
 
 
 def test_branch_task_ids():
@@ -36,9 +38,9 @@ def test_branch_task_ids():
 
 
 def test_explanation_names_values_and_thresholds():
-    failed = {"test_type": "load", "checks": [
+    failed = stage_result(test_type="load", verdict="fail", checks=[
         {"name": "p95_ms", "value": 812.0, "op": "<", "threshold": 500.0, "result": "fail"},
-        {"name": "error_rate", "value": 0.0, "op": "<", "threshold": 0.01, "result": "pass"}]}
+        {"name": "error_rate", "value": 0.0, "op": "<", "threshold": 0.01, "result": "pass"}])
     text = pipeline.explain("optimize_system", failed)
     assert "p95_ms = 812.0 (needs < 500.0)" in text and "error_rate" not in text
     assert pipeline.evidence(failed) == [{"stage": "load", "name": "p95_ms", "value": 812.0, "op": "<",

@@ -10,6 +10,8 @@ import pytest
 from perfpipe.app import report, rollup
 from perfpipe.app.rollup import Bucket
 
+from unit.stage_points import stage_result
+
 
 class Page(HTMLParser):
     """Text per tag, attributes of every element, and whether any raw <script> got through."""
@@ -67,7 +69,7 @@ def test_series_come_from_the_rollup_as_rates_per_second_and_in_milliseconds(mon
                Bucket(t=105.0, requests=0, failed=0, p95_ms=None, vus=3)]  # an idle bucket
     monkeypatch.setattr(rollup, "read_state", lambda hook, testid: (5, 110_000))
     monkeypatch.setattr(rollup, "read_rollup", lambda hook, testid: (buckets, []))
-    series = report.time_series(object(), {"testid": "t1"})
+    series = report.time_series(object(), stage_result(testid="t1"))
     assert series["Request rate"] == [(100_000, 10.0), (105_000, 0.0)]  # 50 requests in a 5 s bucket
     assert series["p95 latency"] == [(100_000, 12.0)]  # no latency without requests: no point, not zero
     assert series["Error rate"] == [(100_000, 0.1)]  # an idle bucket has no error rate
@@ -77,17 +79,18 @@ def test_series_come_from_the_rollup_as_rates_per_second_and_in_milliseconds(mon
 def test_a_stage_without_rollup_has_empty_series(monkeypatch):
     monkeypatch.setattr(rollup, "read_state", lambda hook, testid: None)
     monkeypatch.setattr(rollup, "read_rollup", lambda hook, testid: pytest.fail("no rollup to read"))
-    assert all(v == [] for v in report.time_series(object(), {"testid": "t1"}).values())
-    assert all(v == [] for v in report.time_series(object(), {"testid": ""}).values())
+    assert all(v == [] for v in report.time_series(object(), stage_result(testid="t1")).values())
+    assert all(v == [] for v in report.time_series(object(), stage_result(testid="")).values())
 
 
 # --- render / write_pipeline_report ----------------------------------------------------------------------------
 
-def _stage(test_type: str, verdict: str, **extra) -> dict:
-    return {"test_type": test_type, "target": "demo", "verdict": verdict, "testid": f"perf_pipeline:r:{test_type}",
-            "metrics_complete": True, "p95_ms": 120.5, "report": "", "analysis": {},
-            "checks": [{"name": "p95_ms", "value": 120.5, "op": "<", "threshold": 500.0, "warn": 300.0,
-                        "result": "pass"}], **extra}
+def _stage(test_type: str, verdict: str, **extra):
+    return stage_result(**{"test_type": test_type, "target": "demo", "verdict": verdict,
+                           "testid": f"perf_pipeline:r:{test_type}", "metrics_complete": True, "p95_ms": 120.5,
+                           "report": "", "analysis": {},
+                           "checks": [{"name": "p95_ms", "value": 120.5, "op": "<", "threshold": 500.0, "warn": 300.0,
+                                       "result": "pass"}], **extra})
 
 
 @pytest.fixture
@@ -142,11 +145,11 @@ def test_the_k6_report_link_is_relative_to_the_pipeline_report(recorded, tmp_pat
 
 
 def test_analysis_figures_and_chaos_phases_are_shown_only_when_present():
-    assert report.analysis_section({"test_type": "smoke"}) == ""
-    section = Page(report.analysis_section({
-        "breaking_vus": 420, "analysis": {"scenario": "cache_failure", "action": "stop", "component": "cache",
-                                          "phases": {"before": {"seconds": 10, "requests": 100},
-                                                     "during": {"seconds": 20, "requests": 150}}}}))
+    assert report.analysis_section(stage_result(test_type="smoke")) == ""
+    section = Page(report.analysis_section(stage_result(
+        breaking_vus=420, analysis={"scenario": "cache_failure", "action": "stop", "component": "cache",
+                                    "phases": {"before": {"seconds": 10, "requests": 100},
+                                               "during": {"seconds": 20, "requests": 150}}})))
     assert "breaking_vus 420" in section.plain and "cache_failure" in section.plain
     rows = [t for t in section.text if t in ("before", "during")]
     assert rows == ["before", "during"]

@@ -12,6 +12,8 @@ from perfpipe.app.stage import target_from_params
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 
+from unit.stage_points import stage_result
+
 
 SCRIPTED = {"name": "t", "base_url": "http://127.0.0.1:8090", "script": "/x.js", "headers": {}}
 
@@ -165,17 +167,17 @@ def test_a_requests_target_keeps_the_profiles_shape_whatever_inspect_reports(pre
 
 # --- enforce_verdict (the recorded result read back, faked) -----------------------------------------------------
 
-def _point(test_type: str, verdict: str, **extra) -> dict:
+def _point(test_type: str, verdict: str, **extra):
     checks = [{"name": "p95_ms", "op": "<", "threshold": 500.0, "value": 812.0,
                "result": "fail" if verdict == "fail" else "pass", "key": True},
               {"name": "error_rate", "op": "<", "threshold": 0.01, "value": 0.0,
                "result": "warn" if verdict == "warn" else "pass", "key": True}]
-    return {"test_type": test_type, "verdict": verdict, "checks": checks, **extra}
+    return stage_result(test_type=test_type, verdict=verdict, checks=checks, **extra)
 
 
 @pytest.fixture
 def recorded(monkeypatch):
-    points: list[dict] = []
+    points: list = []
     monkeypatch.setattr(stage, "read_results", lambda hook, dag_id, run_id: list(points))
     return points
 
@@ -183,7 +185,7 @@ def recorded(monkeypatch):
 @pytest.mark.parametrize("verdict", ["pass", "warn"])
 def test_a_passed_or_warned_stage_returns_its_result(recorded, verdict):
     recorded.append(_point("smoke", verdict))
-    assert stage.enforce_verdict("perf_smoke", "r1", "smoke")["verdict"] == verdict
+    assert stage.enforce_verdict("perf_smoke", "r1", "smoke").verdict == verdict
 
 
 def test_a_failed_stage_fails_the_task_with_the_evidence(recorded):
@@ -214,7 +216,7 @@ def test_an_aborted_stage_fails_the_task(recorded):
 
 def test_only_the_stages_own_latest_point_counts(recorded):
     recorded.extend([_point("load", "fail"), _point("smoke", "fail"), _point("load", "pass")])
-    assert stage.enforce_verdict("perf_pipeline", "r1", "load")["verdict"] == "pass"  # the retry passed
+    assert stage.enforce_verdict("perf_pipeline", "r1", "load").verdict == "pass"  # the retry passed
 
 
 def test_no_recorded_result_is_an_infrastructure_error_not_a_pass(recorded):

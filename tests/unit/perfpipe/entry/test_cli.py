@@ -10,14 +10,16 @@ import pytest
 
 from perfpipe.entry import cli
 
+from unit.stage_points import stage_result
+
 RUN_ID = "manual__2026-01-05T00:00:00+00:00"
 
 
 def test_a_stopped_run_summarizes_as_aborted_not_passed(monkeypatch):
     from perfpipe.app import outcomes, results
 
-    point = {"test_type": "chaos", "target": "demo", "verdict": "aborted", "testid": "t", "checks": [],
-             "metrics_complete": False, "report": ""}
+    point = stage_result(test_type="chaos", target="demo", verdict="aborted", testid="t", checks=[],
+                         metrics_complete=False, report="")
     monkeypatch.setattr(results, "read_results", lambda hook, dag_id, run_id: [point])
     monkeypatch.setattr(outcomes, "read_conclusion", lambda hook, dag_id, run_id: None)
     summary = cli.summarize_run("perf_chaos", RUN_ID, "failed", ["verdict"], ["chaos"])
@@ -28,11 +30,11 @@ def test_a_stopped_run_summarizes_as_aborted_not_passed(monkeypatch):
 
 # --- summarize_run: outcome and exit code from the recorded results (0 passed, 1 a gate failed, 2 no verdict) ---
 
-def _point(test_type: str, verdict: str) -> dict:
-    return {"test_type": test_type, "target": "demo", "verdict": verdict, "testid": f"t-{test_type}",
-            "checks": [{"name": "p95_ms", "op": "<", "threshold": 500.0, "warn": None, "value": 120.0,
-                        "result": verdict}], "metrics_complete": verdict != "inconclusive", "report": "",
-            "p95_ms": 120.0, "samples_expected": 10, "samples_stored": 10}
+def _point(test_type: str, verdict: str):
+    return stage_result(test_type=test_type, target="demo", verdict=verdict, testid=f"t-{test_type}",
+                        checks=[{"name": "p95_ms", "op": "<", "threshold": 500.0, "warn": None, "value": 120.0,
+                                 "result": verdict}], metrics_complete=verdict != "inconclusive", report="",
+                        p95_ms=120.0, samples_expected=10, samples_stored=10)
 
 
 @pytest.fixture
