@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
 
 import pytest
 import yaml
 
 from perfpipe import TEST_TYPES
+from perfpipe.core.model.plan import StageResult
 
 from conftest import DEMO_URL, ROOT, perfpipe_cli  # noqa: E402  (tests/ is on sys.path)
 
@@ -88,7 +90,7 @@ def quick_runs(influxdb, quick_pipeline, tmp_path_factory):
     # 0: ready to deploy, 1: a remediation outcome; both leave real data (2 would be bad input or infrastructure).
     assert pipeline.returncode in (0, 1), pipeline.stdout[-2000:] + pipeline.stderr[-3000:]
     pipeline_run = json.loads(pipeline.stdout)
-    stages = {p["test_type"]: p for p in read_results(influxdb, pipeline_run["dag_id"], pipeline_run["run_id"])}
+    stages = {p.test_type: p for p in read_results(influxdb, pipeline_run["dag_id"], pipeline_run["run_id"])}
     for test_type in TEST_TYPES:  # stages the decision tree did not reach: run them on their own
         if test_type not in stages:
             single = cli("run", test_type, "--target", "demo", "--profile", "quick", "--json", timeout=600)
@@ -109,9 +111,10 @@ def quick_runs(influxdb, quick_pipeline, tmp_path_factory):
             "to_ms": int(time.time() * 1000) + 600_000}
 
 
-def _run_window(stage: dict) -> tuple[int, int]:
+def _run_window(stage: StageResult) -> tuple[int, int]:
     """The k6-run link's time range: the load window with 10 s either side."""
-    return int(stage["started_ms"]) - 10_000, int(stage["ended_ms"]) + 10_000
+    started, ended = (int(datetime.fromisoformat(at).timestamp() * 1000) for at in (stage.started_at, stage.ended_at))
+    return started - 10_000, ended + 10_000
 
 
 def _variables(name: str, label: str, runs: dict) -> tuple[dict, int, int]:
@@ -122,7 +125,7 @@ def _variables(name: str, label: str, runs: dict) -> tuple[dict, int, int]:
             stage = runs["stages"]["chaos"]
         else:
             stage = runs["stages"]["load"]
-        values = {"testid": stage["testid"], "test_type": stage["test_type"], "target": stage["target"]}
+        values = {"testid": stage.testid, "test_type": stage.test_type, "target": stage.target}
         if label.startswith("variable"):
             values.update(test_type=None, target=None)  # the link opens the dashboard with All selected
         return (values, *_run_window(stage))

@@ -13,7 +13,9 @@ import pytest
 
 from perfpipe.app import rollup
 from perfpipe.app.companions import RollupCompanion
+from perfpipe.app.config import build_plan
 from perfpipe.app.results import reconcile
+from perfpipe.app.targets import resolve_target
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +154,8 @@ def test_the_companion_rolls_while_samples_arrive(influxdb, monkeypatch):
             _write(influxdb, _lines(testid, start_s + second, 1, 40, seed=second))
             second += 1
 
-    plan = {"test_type": "load", "target": {"name": "synthetic"}, "expected_duration_s": 30}
+    target = resolve_target({"name": "synthetic", "base_url": "http://127.0.0.1:9", "requests": [{"path": "/"}]})
+    plan = build_plan("load", target, "quick")  # the companion reads only its test type and target name
     writer = threading.Thread(target=k6_like_writer, daemon=True)
     companion = RollupCompanion(plan, testid)
     writer.start()
