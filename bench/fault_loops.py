@@ -240,8 +240,8 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
     trial.run_state = client.get_run(dag_id, trial.run_id)["state"]
 
     def recorded():
-        points = [p for p in read_results(influx, dag_id, trial.run_id) if p.get("test_type") == "chaos"]
-        return points[-1]["verdict"] if points else None
+        points = [p for p in read_results(influx, dag_id, trial.run_id) if p.test_type == "chaos"]
+        return points[-1].verdict if points else None
 
     try:
         trial.verdict = wait_until(lambda: recorded() == "aborted" and "aborted", RECORD_TIMEOUT_S, "aborted point",

@@ -48,7 +48,7 @@ def run_smoke(dagbag, port: int, day: int):
 
     target = {"name": TARGET_NAME, "base_url": f"http://127.0.0.1:{port}",
               "requests": [{"name": "get_product", "method": "GET", "path": "/api/products/1"}],
-              "gates": {"smoke": {"p95_vs_baseline": {"metric": "p95_ms", "op": "<=", "threshold": "+25%",
+              "gates": {"smoke": {"p95_vs_baseline": {"metric": "p95_ms", "op": "<=", "threshold": "+50%",
                                                       "baseline_runs": 3}}}}
     date = datetime(2026, 2, day, tzinfo=timezone.utc)
     dag_run = dagbag.dags["perf_smoke"].test(
@@ -60,8 +60,10 @@ def run_smoke(dagbag, port: int, day: int):
     return {c["name"]: c for c in result.checks}["p95_vs_baseline"], result.verdict
 
 
-def test_relative_check_fails_when_latency_is_50_percent_worse_than_baseline(stack, slow_demo):
-    slow_demo.start(latency_ms=20)
+def test_relative_check_fails_when_latency_is_far_worse_than_baseline(stack, slow_demo):
+    # 40 ms -> 100 ms against a +50 % limit: far outside what a busy 2-core machine adds to a p95 of sleeps
+    # (CI once measured a 20 -> 30 ms step inside +25 %). Telling small changes from noise is issue 14's job.
+    slow_demo.start(latency_ms=40)
     first, verdict = run_smoke(stack["dagbag"], slow_demo.port, 1)
     assert first["result"] == "skipped" and first["baseline"] is None  # no baseline yet: not a pass
     assert verdict == "pass"
@@ -69,11 +71,11 @@ def test_relative_check_fails_when_latency_is_50_percent_worse_than_baseline(sta
     second, _ = run_smoke(stack["dagbag"], slow_demo.port, 2)
     assert second["result"] == "pass" and second["baseline"] == pytest.approx(first["value"])
 
-    slow_demo.start(latency_ms=30)  # 50 % slower
+    slow_demo.start(latency_ms=100)  # 2.5 times slower
     worse, verdict = run_smoke(stack["dagbag"], slow_demo.port, 3)
     assert worse["result"] == "fail" and verdict == "fail"
-    assert worse["value"] > worse["threshold"] == pytest.approx(worse["baseline"] * 1.25)
+    assert worse["value"] > worse["threshold"] == pytest.approx(worse["baseline"] * 1.5)
 
-    slow_demo.start(latency_ms=20)  # back to normal: the failed run is not part of the baseline
+    slow_demo.start(latency_ms=40)  # back to normal: the failed run is not part of the baseline
     again, verdict = run_smoke(stack["dagbag"], slow_demo.port, 4)
     assert again["result"] == "pass" and verdict == "pass"
