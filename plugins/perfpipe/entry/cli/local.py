@@ -78,7 +78,8 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
 
 def stop_command(args: argparse.Namespace, out: TextIO) -> int:
     """SIGTERM to this machine's k6 processes of the run. Exit 0: something was stopped; 1: nothing was running."""
-    stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait, log=lambda msg: output.progress(f"perfpipe: {msg}"))
+    stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait,
+                         log=lambda msg: output.progress(f"perfpipe: {msg}"))
     output.emit(out, args.json, {"dag_id": args.dag_id, "run_id": args.run_id, "mode": "local", "stopped": stopped},
                 output.local_stop_text(args.dag_id, args.run_id, stopped, args.wait))
     return EXIT_PASSED if stopped else EXIT_GATE_FAILED
