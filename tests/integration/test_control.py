@@ -283,16 +283,48 @@ def test_rerun_of_a_date_through_the_rest_api_replaces_the_earlier_run(standalon
 
 
 @pytest.mark.standalone
-def test_params_refused_by_the_api_schema(standalone, tmp_path, session_dir):
+def test_params_refused_by_the_api_server(standalone, tmp_path, session_dir):
+    """perfpipe's trigger check (a root middleware of the API server, registered by perfpipe_plugin) answers a bad
+    trigger or backfill of a perf DAG with one line per problem, and nothing is created."""
     from datetime import datetime, timezone
 
-    from perfpipe.entry.airflow_api import AirflowAPIError
+    import requests
+
+    from perfpipe.entry.airflow_api import AirflowAPIError, api_url
 
     client = standalone.client()
+    date = datetime(2026, 3, 4, tzinfo=timezone.utc)
+
+    def refused_trigger(conf: dict) -> str:
+        with pytest.raises(AirflowAPIError) as refused:
+            client.trigger("perf_smoke", conf, date)
+        assert refused.value.status == 400, refused.value
+        assert refused.value.message.startswith("refused before any load: ")
+        assert "Failed validating" not in refused.value.message and "schema" not in refused.value.message
+        return refused.value.message.removeprefix("refused before any load: ")
+
+    assert refused_trigger({"profile": "quick", "overrides": {"vus": -5}}) == \
+        "overrides.vus: expected an integer between 1 and 20000, got -5"
+    assert refused_trigger({"vus": -5}) == ('vus: unknown key (known: target, inline_target, profile, overrides); '
+                                            'it is an override: {"overrides": {"vus": ...}}')
+    unknown = refused_trigger({"profile": "quick", "overrides": {"bogus": 1}})
+    assert unknown.startswith("overrides.bogus: unknown key (known: executor, vus, duration, stages, ")
+    assert client.runs_at("perf_smoke", date) == []
+    # A backfill cannot bypass it: the same answer, and no backfill and no run is created.
+    backfill = {"dag_id": "perf_smoke", "from_date": "2026-05-01T00:00:00+00:00",
+                "to_date": "2026-05-01T02:00:00+00:00", "dag_run_conf": {"overrides": {"vus": -5}},
+                "max_active_runs": 1}
     with pytest.raises(AirflowAPIError) as refused:
-        client.trigger("perf_smoke", {"profile": "quick", "overrides": {"vus": 0}},
-                       datetime(2026, 3, 4, tzinfo=timezone.utc))
-    assert refused.value.status == 400 and "minimum of 1" in refused.value.message
+        client.request("POST", api_url(standalone.url, "backfills"), json=backfill)
+    assert (refused.value.status, refused.value.message) == \
+        (400, "refused before any load: overrides.vus: expected an integer between 1 and 20000, got -5")
+    listed = client.request("GET", api_url(standalone.url, "backfills", query={"dag_id": "perf_smoke"}))
+    assert not [b for b in listed["backfills"] if b["from_date"].startswith("2026-05-01")]
+    assert client.runs_at("perf_smoke", datetime(2026, 5, 1, 1, tzinfo=timezone.utc)) == []
+    # Only a caller Airflow lets create runs gets perfpipe's answer (and the config's targets): anyone else, Airflow's.
+    anonymous = requests.post(api_url(standalone.url, "dags", "perf_smoke", "dagRuns"), timeout=30,
+                              json={"logical_date": date.isoformat(), "conf": {"target": "nope"}})
+    assert anonymous.status_code == 401 and "refused before any load" not in anonymous.text
     # A target only this CLI knows passes the local pre-flight; Airflow's Params schema refuses it: exit 2 with
     # the API's message, and no run exists.
     config = tmp_path / "config"

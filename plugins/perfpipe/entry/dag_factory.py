@@ -43,6 +43,19 @@ def chaos_scenario_param() -> Param:
                              "network_fault); empty = the target's default_scenario")
 
 
+def dag_params(dag_id: str) -> dict[str, Param]:
+    """The Params of a perf DAG (perf_<test_type> or perf_pipeline): its trigger form and what the REST API's
+    trigger check (perfpipe.entry.trigger_check) knows a conf may hold."""
+    from perfpipe.app.pipeline import INCLUDE_SOAK
+
+    params = perf_params()
+    if dag_id in ("perf_chaos", "perf_pipeline"):
+        params["chaos_scenario"] = chaos_scenario_param()
+    if dag_id == "perf_pipeline":
+        params[INCLUDE_SOAK] = Param(False, type="boolean", description="run the (long) soak stage before ready")
+    return params
+
+
 def logical_date_of(context: dict[str, Any]) -> datetime:
     dag_run = context["dag_run"]
     return dag_run.logical_date or dag_run.run_after or datetime.now(timezone.utc)
@@ -154,7 +167,7 @@ def build_test_dag(test_type: str) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
-        params={**perf_params(), **({"chaos_scenario": chaos_scenario_param()} if test_type == "chaos" else {})},
+        params=dag_params(f"perf_{test_type}"),
         tags=["perfpipe", test_type],
         doc_md=__doc__,
         default_args={"owner": "perfpipe", "retries": 0},
@@ -172,10 +185,7 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
     from airflow.sdk import Label, TaskGroup
 
     from perfpipe.app import pipeline
-    params = perf_params()
-    params["chaos_scenario"] = chaos_scenario_param()
-    params[pipeline.INCLUDE_SOAK] = Param(False, type="boolean",
-                                          description="run the (long) soak stage before ready")
+    params = dag_params("perf_pipeline")
     with DAG(
         dag_id=dag_id,
         description="smoke -> load -> stress -> spike -> chaos -> (soak) -> ready, gated at every step",

@@ -1,0 +1,102 @@
+"""`perfpipe` on this machine: the pre-flight of every run (bad input is refused before Airflow starts or is
+asked to start a run, so nothing is sent to the target), the in-process run (dag.test on the embedded local
+Airflow), and `stop` (SIGTERM to this machine's k6 of a run), `status` and `chaos restore`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from perfpipe.app.chaos import restore_leftovers
+from perfpipe.app.live_status import format_status, running_tests, stop_local
+from perfpipe.app.stage import prepare_run, run_stages
+from perfpipe.core.errors import PerfpipeError
+from perfpipe.entry.cli import output
+from perfpipe.entry.cli.args import params_from_args
+from perfpipe.entry.cli.output import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_PASSED, CliError
+
+
+def preflight(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """A `run`'s Params and the stages it may reach, every stage checked here, before any run exists. In a local
+    run the first task reuses these checks (same process); a remote Airflow checks for itself."""
+    stages = run_stages(args.test_type, args.include_soak)
+    try:
+        params = params_from_args(args)
+        prepare_run(stages, params)
+    except PerfpipeError as exc:
+        raise CliError(str(exc)) from None
+    return params, stages
+
+
+def run_local(args: argparse.Namespace, params: dict[str, Any], stages: list[str],
+              logical_date: datetime) -> dict[str, Any]:
+    """Run perf_<test_type> in-process with dag.test and summarize it (perfpipe.entry.cli.output.summarize_run)."""
+    dag = load_dag(f"perf_{args.test_type}")
+    dag_run = run_dag(dag, params, logical_date)
+    failed_tasks = [ti.task_id for ti in dag_run.get_task_instances()
+                    if str(getattr(ti.state, "value", ti.state)) in output.FAILED_TASK_STATES]
+    return output.summarize_run(dag.dag_id, dag_run.run_id, str(dag_run.state), failed_tasks, stages,
+                                pipeline=args.test_type == "pipeline")
+
+
+def load_dag(dag_id: str):
+    """Parse only the file of the DAG being run (dags/<dag_id>.py), not the whole dags folder."""
+    # Airflow is imported only here, after main() has run airflow_env.configure(): its settings are read at import.
+    from airflow.dag_processing.dagbag import DagBag
+
+    from perfpipe.core.airflow_env import ensure_db
+
+    ensure_db()
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    own_file = folder / f"{dag_id}.py"
+    bag = DagBag(str(own_file if own_file.is_file() else folder))
+    if dag_id not in bag.dags and own_file.is_file():  # defined elsewhere in the folder after all
+        bag = DagBag(str(folder))
+    if dag_id not in bag.dags:
+        raise CliError(f"DAG {dag_id} not found in {folder}: {bag.import_errors or 'not defined'}")
+    return bag.dags[dag_id]
+
+
+def run_dag(dag, params: dict[str, Any], logical_date: datetime):
+    # Airflow is imported only here, after main() has run airflow_env.configure(): its settings are read at import.
+    from airflow.sdk.exceptions import ParamValidationError
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            # run_after = logical date makes the run id (manual__<date>) a function of the date, so a rerun of
+            # the date reuses its run and replaces its results instead of adding new ones.
+            return dag.test(logical_date=logical_date, run_after=logical_date, run_conf=params)
+    except ParamValidationError as exc:
+        raise CliError(f"invalid params: {exc}") from None
+
+
+def stop_command(args: argparse.Namespace, out: TextIO) -> int:
+    """SIGTERM to this machine's k6 processes of the run. Exit 0: something was stopped; 1: nothing was running."""
+    stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait,
+                         log=lambda msg: output.progress(f"perfpipe: {msg}"))
+    output.emit(out, args.json, {"dag_id": args.dag_id, "run_id": args.run_id, "mode": "local", "stopped": stopped},
+                output.local_stop_text(args.dag_id, args.run_id, stopped, args.wait))
+    return EXIT_PASSED if stopped else EXIT_GATE_FAILED
+
+
+def status_command(args: argparse.Namespace, out: TextIO) -> int:
+    """The tests running now, with their live VUs, request rate and error rate, from InfluxDB."""
+    try:
+        tests = running_tests()
+    except PerfpipeError as exc:
+        raise CliError(str(exc)) from None
+    output.emit(out, args.json, {"running": tests}, format_status(tests), indent=2)
+    return EXIT_PASSED
+
+
+def chaos_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Restore the faults of chaos holders that died without restoring (each chaos run also does this first)."""
+    restored = restore_leftovers()
+    output.emit(out, args.json, {"restored": restored}, output.restored_text(restored), indent=2)
+    return EXIT_ERROR if any(not r.get("ok") for r in restored) else EXIT_PASSED

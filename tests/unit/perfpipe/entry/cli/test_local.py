@@ -1,0 +1,82 @@
+"""perfpipe.entry.cli.local: the pre-flight refuses bad input before any run exists, and `stop`, `status` and
+`chaos restore` on this machine (no Airflow, no k6; InfluxDB is unreachable in unit tests)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from perfpipe.core import airflow_env
+from perfpipe.entry import cli
+from perfpipe.entry.cli import local, output
+from perfpipe.entry.cli.args import build_parser
+from perfpipe.entry.cli.output import CliError
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.fixture
+def out(monkeypatch):
+    """main()'s stdout as a buffer; Airflow is neither configured nor started."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(airflow_env, "configure", lambda: None)
+    monkeypatch.setattr(output, "reserve_stdout", lambda: buffer)
+    monkeypatch.setattr(local, "load_dag", lambda dag_id: pytest.fail("the pre-flight refused: no run may start"))
+    return buffer
+
+
+def test_the_preflight_names_the_refused_key():
+    with pytest.raises(CliError, match=r"overrides\.thresholds\.p95_ms\.bogus: unknown key \(known: op, threshold"):
+        local.preflight(_args("run", "load", "--target", "demo", "--set", "thresholds.p95_ms.bogus=1"))
+    with pytest.raises(CliError, match="vus"):
+        local.preflight(_args("run", "pipeline", "--target", "demo", "--set", "vus=-5"))
+
+
+def test_a_target_outside_the_allowlist_is_refused_before_any_run(tmp_path):
+    target = tmp_path / "elsewhere.yaml"
+    target.write_text("base_url: http://10.1.2.3:9000\nrequests: [{path: /}]\n")
+    with pytest.raises(CliError, match="10.1.2.3"):
+        local.preflight(_args("run", "smoke", "--target", str(target)))
+
+
+def test_without_influxdb_a_good_run_is_refused_before_it_starts(out):
+    # Unit tests have no InfluxDB: the pre-flight's ping fails, so no run starts and nothing loads the target.
+    assert cli.main(["run", "smoke", "--target", "demo", "--profile", "quick", "--json"]) == 2
+    assert "InfluxDB" in json.loads(out.getvalue())["error"]
+
+
+def test_stopping_a_run_with_nothing_running_exits_1(out):
+    assert cli.main(["stop", "manual__2026-01-05T00:00:00+00:00", "--dag-id", "perf_chaos", "--json",
+                     "--wait", "0"]) == 1
+    assert json.loads(out.getvalue()) == {"dag_id": "perf_chaos", "run_id": "manual__2026-01-05T00:00:00+00:00",
+                                          "mode": "local", "stopped": []}
+
+
+def test_status_without_influxdb_is_an_error_not_an_empty_list(out):
+    assert cli.main(["status", "--json"]) == 2
+    assert "InfluxDB" in json.loads(out.getvalue())["error"]
+
+
+def test_chaos_restore_exits_2_when_a_leftover_fault_could_not_be_restored(out, monkeypatch):
+    leftovers = [{"scenario": "cache_failure", "action": "stop", "component": "cache", "ok": True},
+                 {"scenario": "db_failure", "action": "stop", "component": "database", "ok": False,
+                  "error": "pid gone"}]
+    monkeypatch.setattr(local, "restore_leftovers", lambda: leftovers)
+    assert cli.main(["chaos", "restore"]) == 2
+    assert "NOT restored: pid gone" in out.getvalue() and "2 leftover fault(s), 1 failed" in out.getvalue()
+    monkeypatch.setattr(local, "restore_leftovers", lambda: leftovers[:1])
+    assert cli.main(["chaos", "restore", "--json"]) == 0
+    assert json.loads(out.getvalue().split("failed\n", 1)[1]) == {"restored": leftovers[:1]}
+
+
+def test_the_command_line_does_not_import_airflow_before_configuring_it():
+    # Airflow reads AIRFLOW_HOME and its settings when imported: main() sets them first (airflow_env.configure).
+    code = "import sys, perfpipe.entry.cli; assert 'airflow' not in sys.modules, sorted(m for m in sys.modules " \
+           "if m.startswith('airflow'))[:5]"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
