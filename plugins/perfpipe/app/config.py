@@ -499,6 +499,16 @@ def max_run_seconds(test_type: str) -> float:
     return 2 * shape_duration_s(load_profile("standard").get(test_type) or {}) + 900
 
 
+def prometheus_output() -> dict[str, Any] | None:
+    """The k6 Prometheus remote-write output's settings when `outputs` includes it, with the credentials of
+    PERFPIPE_PROMETHEUS_RW_USERNAME / _PASSWORD (never in the config file); None otherwise."""
+    conf = settings()
+    if "prometheus" not in conf["outputs"]:
+        return None
+    return {**conf["prometheus"], "username": os.environ.get("PERFPIPE_PROMETHEUS_RW_USERNAME"),
+            "password": os.environ.get("PERFPIPE_PROMETHEUS_RW_PASSWORD")}
+
+
 def run_timeout_s(plan: TestPlan) -> float:
     """perfpipe's own limit on one k6 run: the shape's duration plus room for ramp-down and flushing."""
     return float(plan.expected_duration_s) * 1.2 + float(settings()["run_timeout_margin_s"])

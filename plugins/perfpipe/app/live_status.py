@@ -167,9 +167,9 @@ def _series(result) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
 def running_tests(hook=None, window_s: int = RATE_WINDOW_S) -> list[dict[str, Any]]:
     """Tests with http_reqs samples in the last ACTIVE_WINDOW_S seconds and their live figures."""
     from perfpipe.core.errors import InfrastructureError
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook  # here: the live view loads InfluxDB only when asked
 
-    hook = hook or InfluxDBHook(timeout_s=10)
+    hook = hook or influxdb_hook(timeout_s=10)
     statements = live_queries(window_s=window_s)
     try:
         results = hook.get_conn().query("; ".join(statements), epoch="ms")

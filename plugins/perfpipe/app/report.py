@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.app.outcomes import read_conclusion, stage_results
 from perfpipe.app.report_paths import run_report_dir
@@ -142,5 +143,5 @@ def write_pipeline_report(dag_id: str, run_id: str) -> Path:
     report_dir = run_report_dir(dag_id, run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / REPORT_FILE
-    path.write_text(render(InfluxDBHook(), dag_id, run_id, report_dir), encoding="utf-8")
+    path.write_text(render(influxdb_hook(), dag_id, run_id, report_dir), encoding="utf-8")
     return path

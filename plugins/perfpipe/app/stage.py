@@ -1,7 +1,7 @@
 """One test stage, step by step: plan -> (k6 run) -> evaluate -> record -> verdict.
 
 Plain functions over plain dicts so the DAG tasks, the CLI's pre-flight check and the tests share one
-implementation. The k6 run itself lives in perfpipe.core.operators.
+implementation. The k6 run itself lives in perfpipe.core.k6.run (perfpipe's setup of it: perfpipe.app.k6_setup).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from perfpipe.app.analysis import analyse
-from perfpipe.app.config import build_plan, settings
+from perfpipe.app.config import build_plan, prometheus_output, settings
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
+from perfpipe.app.influx import influx_settings, influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
@@ -160,7 +161,7 @@ def _prepare(test_type: str, params: dict[str, Any], *, check_influx: bool,
     plan = draft.model_copy(update={"allowed_addresses": addresses})  # the check's own result, nothing to refuse
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx and not reuse:
-        hook = InfluxDBHook()
+        hook = influxdb_hook()
         checked_once("influxdb", (hook.settings.url, hook.settings.database), lambda: _ping_logged(hook),
                      ttl_s=INFLUX_TTL_S)
     requirements = checked["requirements"][test_type] if reuse else _inspect(plan, headers)
@@ -196,12 +197,10 @@ def _inspect(plan: TestPlan, headers: dict[str, str]) -> dict[str, Any]:
 
 def local_invocation(plan: TestPlan, *, testid: str, report_dir: Path, headers: dict[str, str],
                      with_influx: bool = True) -> K6Invocation:
-    from perfpipe.core.hooks.influxdb import influx_settings
-
     return build_invocation(
         plan, testid=testid, binary=k6_binary(), script=script_for(plan, str(scripts_dir())),
         report_path=str(report_dir), influx=influx_settings() if with_influx else None, headers=headers,
-        blocked_networks=blocked_networks(plan))
+        blocked_networks=blocked_networks(plan), prometheus=prometheus_output() if with_influx else None)
 
 
 def blocked_networks(plan: TestPlan) -> list[str]:
@@ -216,7 +215,7 @@ def report_dir_for(dag_id: str, run_id: str, test_type: str) -> Path:
 def evaluate_stage(plan: TestPlan, run: dict[str, Any], *, dag_id: str, run_id: str,
                    logical_date: datetime) -> StageResult:
     """Measure the run from InfluxDB, reconcile counts, fetch baselines and apply the gate."""
-    hook = InfluxDBHook()
+    hook = influxdb_hook()
     summary = read_k6_summary(run["summary"])
     duration_s = run.get("test_duration_s") or None
     rolled = complete_rollup(hook, run["testid"], summary_count(summary, "http_reqs"), plan.expected_duration_s)
@@ -263,13 +262,13 @@ def log_stage(stage: StageResult) -> None:
 
 
 def record_stage(stage: StageResult, logical_date: datetime) -> StageResult:
-    store_result(InfluxDBHook(), stage, logical_date)
+    store_result(influxdb_hook(), stage, logical_date)
     return stage
 
 
 def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> StageResult:
     """Read the stage's recorded result back from InfluxDB and fail unless it passed (or warned)."""
-    recorded = [s for s in read_results(InfluxDBHook(), dag_id, run_id) if s.test_type == test_type]
+    recorded = [s for s in read_results(influxdb_hook(), dag_id, run_id) if s.test_type == test_type]
     if not recorded:
         raise InfrastructureError(f"no perf_results point for {dag_id}/{run_id}/{test_type} in InfluxDB")
     result = recorded[-1]

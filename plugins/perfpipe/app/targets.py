@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from perfpipe.app.config import read_config_yaml
 from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.core.k6.command import networks_outside
 from perfpipe.core.model.base import NAME_PATTERN
 from perfpipe.core.model.target import Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
@@ -395,17 +396,4 @@ def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]
 def k6_blocked_networks(allowlist: list[str], allowed_addresses: list[str]) -> list[str]:
     """Every network outside the allowlist, for k6 --blacklist-ip: a user's script cannot escape it either."""
     networks, _ = _parse_allowlist(allowlist)
-    networks += [ipaddress.ip_network(a) for a in allowed_addresses]
-    blocked: list[str] = []
-    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        remaining = [everything]
-        for allowed in ipaddress.collapse_addresses(n for n in networks if n.version == version):
-            next_remaining = []
-            for net in remaining:
-                if allowed.subnet_of(net):
-                    next_remaining.extend(net.address_exclude(allowed))
-                elif not net.subnet_of(allowed):
-                    next_remaining.append(net)
-            remaining = next_remaining
-        blocked.extend(str(n) for n in ipaddress.collapse_addresses(remaining))
-    return blocked
+    return networks_outside([str(n) for n in networks] + list(allowed_addresses))

@@ -14,6 +14,8 @@ from airflow.sdk import DAG, Param, task
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
 from perfpipe.core.model.overrides import overrides_json_schema
+from perfpipe.core.operators.k6 import K6Operator
+from perfpipe.core.operators.links import DEFAULT_GRAFANA_URL
 from perfpipe.core.model.target import inline_target_json_schema
 
 # Generated from the model that the CLI's pre-flight and the tasks validate with: one set of rules.
@@ -64,7 +66,7 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         from airflow.sdk.exceptions import AirflowFailException
 
         from perfpipe.core.errors import InputError
-        from perfpipe.core.hooks.influxdb import InfluxDBHook
+        from perfpipe.app.influx import influxdb_hook
         from perfpipe.app.results import clear_run_results
         from perfpipe.app.stage import prepare_plan, prepare_run, run_stages
 
@@ -85,7 +87,7 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
             # Bad input never improves on retry: fail now, before any load, naming the field.
             raise AirflowFailException(f"refused before any load: {exc}") from None
         # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
-        clear_run_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"],
+        clear_run_results(influxdb_hook(), context["dag"].dag_id, context["run_id"],
                           None if first_stage else test_type)
         return plan.to_json_data()  # XCom carries JSON; the next tasks read it back as a TestPlan
 
@@ -112,26 +114,53 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"]).to_json_data()
 
     plan = validate()
-    run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
-    plan >> run_k6
+    run_k6 = make_k6_task(test_type, plan=plan, runtime=runtime)  # the XComArg makes validate >> run_k6
     recorded = record(evaluate(plan, run_k6.output))
     final = verdict(recorded) if with_verdict else recorded
     return plan.operator, final.operator
 
 
-def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = None):
+def make_k6_task(test_type: str, *, plan: Any, runtime: str | None = None):
+    """perfpipe's k6 task for `plan` (an XComArg): the configured runtime, with perfpipe's run setup, companions
+    (live rollup, memory sampler, chaos fault), aborted-stage recording and Grafana."""
     conf = settings()
     runtime = runtime or conf["runtime"]
-    common = {"task_id": "run_k6", "plan_task_id": plan_task_id,
-              "execution_timeout": execution_timeout(test_type), "retries": 0}
+    common = {"task_id": "run_k6", "plan": plan, "execution_timeout": execution_timeout(test_type), "retries": 0,
+              "run_setup": run_setup, "companions": run_companions, "on_abort": record_aborted_stage,
+              "grafana_url": (conf.get("grafana") or {}).get("url") or DEFAULT_GRAFANA_URL}
     if runtime == "docker":
         from perfpipe.core.operators.k6_docker import K6DockerOperator
 
         return K6DockerOperator(image=conf["docker"]["image"],
                                 network_mode=conf["docker"].get("network_mode", "host"), **common)
-    from perfpipe.core.operators.k6 import K6Operator
-
     return K6Operator(**common)
+
+
+def run_setup(plan: Any, context: dict[str, Any], hook: Any) -> Any:
+    """perfpipe.app.k6_setup.perfpipe_run_setup, imported when the task runs."""
+    # At run time: parsing a DAG file must not load the results and k6 runner modules.
+    from perfpipe.app.k6_setup import perfpipe_run_setup
+
+    return perfpipe_run_setup(plan, context, hook)
+
+
+def run_companions(plan: Any, testid: str) -> Any:
+    """perfpipe.app.companions.RunCompanions, imported when the task runs."""
+    # At run time: parsing a DAG file must not load the companions (InfluxDB, chaos).
+    from perfpipe.app.companions import RunCompanions
+
+    return RunCompanions(plan, testid)
+
+
+def record_aborted_stage(plan: Any, run: dict[str, Any], context: dict[str, Any]) -> None:
+    """The k6 operators' on_abort: an `aborted` perf_results point with whatever k6 measured before the stop."""
+    # At run time: parsing a DAG file must not load the stage's InfluxDB and k6 modules.
+    from perfpipe.app.stage import evaluate_stage, record_stage
+
+    ti = context["ti"]
+    logical_date = logical_date_of(context)
+    stage = evaluate_stage(plan, run, dag_id=ti.dag_id, run_id=ti.run_id, logical_date=logical_date)
+    record_stage(stage, logical_date)
 
 
 def execution_timeout(test_type: str) -> timedelta:
@@ -221,10 +250,10 @@ def gate_task(row):
     def gate(**context: Any) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from perfpipe.core.hooks.influxdb import InfluxDBHook
+        from perfpipe.app.influx import influxdb_hook
         from perfpipe.app.results import read_results
 
-        results = {s.test_type: s for s in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
+        results = {s.test_type: s for s in read_results(influxdb_hook(), context["dag"].dag_id, context["run_id"])}
         try:
             choice = pipeline.decide(stage, results.get(stage),
                                      bool(context["params"].get(pipeline.INCLUDE_SOAK)))

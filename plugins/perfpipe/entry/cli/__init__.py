@@ -88,7 +88,7 @@ def add_airflow_arguments(parser: argparse.ArgumentParser, url_help: str) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from perfpipe.core import airflow_env
+    from perfpipe.entry import airflow_env
     airflow_env.configure()
     out = _reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
@@ -199,7 +199,7 @@ def load_dag(dag_id: str):
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from perfpipe.core.airflow_env import ensure_db
+    from perfpipe.entry.airflow_env import ensure_db
 
     ensure_db()
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -243,11 +243,11 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
     its failed tasks come from Airflow; everything else is read from InfluxDB.
     """
     from perfpipe.core.errors import PerfpipeError
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook
     from perfpipe.app import outcomes
     from perfpipe.app.results import read_results
 
-    hook = InfluxDBHook()
+    hook = influxdb_hook()
     try:
         points = read_results(hook, dag_id, run_id)
         conclusion = outcomes.read_conclusion(hook, dag_id, run_id) if pipeline else None
@@ -515,11 +515,11 @@ def wait_for_stopped_stages(dag_id: str, run_id: str, stages: list[str], instanc
 def show_new_results(dag_id: str, run_id: str, shown: dict[str, tuple]) -> None:
     """Print perf_results points of the run that are new (or changed) since the last call."""
     from perfpipe.core.errors import PerfpipeError
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook
     from perfpipe.app.results import read_results
 
     try:
-        points = read_results(InfluxDBHook(timeout_s=10), dag_id, run_id)
+        points = read_results(influxdb_hook(timeout_s=10), dag_id, run_id)
     except PerfpipeError as exc:
         print(f"perfpipe: cannot read results yet: {exc}", file=sys.stderr)
         return

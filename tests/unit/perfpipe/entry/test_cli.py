@@ -140,7 +140,7 @@ def test_logical_dates_are_utc_unless_they_say_otherwise():
 @pytest.fixture
 def no_airflow(monkeypatch):
     """main() without touching the process's fds or Airflow: stdout is a buffer, loading a DAG fails the test."""
-    from perfpipe.core import airflow_env
+    from perfpipe.entry import airflow_env
 
     out = io.StringIO()
     monkeypatch.setattr(airflow_env, "configure", lambda: None)
