@@ -15,6 +15,7 @@ import time
 import urllib.request
 from typing import Any
 
+from perfpipe.app import rollup
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
@@ -101,7 +102,6 @@ class RollupCompanion(_Companion):
         self.rolls = 0
 
     def run(self) -> None:
-        from perfpipe.app import rollup
         hook = influxdb_hook(timeout_s=30)
         bucket_s = rollup.bucket_seconds(self.plan.expected_duration_s)
         start = load_start(hook, self.testid, self.stopping, "rollup")
@@ -158,6 +158,7 @@ class ChaosController(_Companion):
         self.hook = influxdb_hook(timeout_s=5)
 
     def run(self) -> None:
+        # only a chaos run loads the fault injectors
         from perfpipe.app.chaos import FaultHold, parse_chaos, restore_leftovers
 
         phases = self.chaos.phases_s

@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -122,7 +123,6 @@ def validate_prometheus(section: Any) -> dict[str, Any]:
         raise InputError("prometheus", f"unknown keys {sorted(unknown)} (known: push_interval, remote_write_url, "
                                        f"trend_stats)")
     url = os.environ.get("PERFPIPE_PROMETHEUS_RW_URL") or section.get("remote_write_url")
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

@@ -58,6 +58,7 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
     log.info("decision path: %s", PATH_SEPARATOR.join(conclusion["path"]))
     log.info("outcome %s: %s", outcome.upper(), conclusion["explanation"])
     if outcome != pipeline.READY:
+        # Airflow's task-failure exception: raised only inside a task
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"{outcome}: {conclusion['explanation']}")

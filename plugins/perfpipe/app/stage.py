@@ -6,13 +6,19 @@ implementation. The k6 run itself lives in perfpipe.core.k6.run (perfpipe's setu
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import logging
+import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from perfpipe.app.analysis import analyse
 from perfpipe.app.config import build_plan, prometheus_output, settings
+from perfpipe.app.pipeline import happy_path
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
 from perfpipe.app.influx import influx_settings, influxdb_hook
@@ -23,7 +29,7 @@ from perfpipe.core.k6.runner import validate_script
 from perfpipe.core.model.plan import StageResult, TestPlan
 from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app.report_paths import stage_report_dir
-from perfpipe.core.paths import scripts_dir
+from perfpipe.core.paths import config_dir, scripts_dir
 from perfpipe.app.results import (baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup
@@ -66,10 +72,6 @@ _checked: dict[str, tuple[float, Any]] = {}
 
 def checked_once(kind: str, key: Any, compute, ttl_s: float = CHECK_TTL_S) -> Any:
     """compute() once per (kind, key) in this process for ttl_s; a copy of the result each time."""
-    import copy
-    import hashlib
-    import json
-    import time
 
     digest = kind + ":" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     hit = _checked.get(digest)
@@ -87,7 +89,6 @@ def clear_checks() -> None:
 
 def _config_fingerprint() -> list[Any]:
     """Configured targets and settings are part of what was checked: an edited config/ is checked again."""
-    from perfpipe.core.paths import config_dir
 
     files = []
     for path in sorted(config_dir().glob("*.yaml")):
@@ -101,8 +102,6 @@ def _config_fingerprint() -> list[Any]:
 
 def input_key(params: dict[str, Any]) -> str:
     """What a run's checks depend on, from its Params (the later stages reuse checks made for the same input)."""
-    import hashlib
-    import json
 
     wanted = {k: params.get(k) for k in ("target", "inline_target", "profile", "overrides", "chaos_scenario")}
     return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
@@ -110,7 +109,6 @@ def input_key(params: dict[str, Any]) -> str:
 
 def run_stages(test_type: str, include_soak: bool = False) -> list[str]:
     """The stages one run of perf_<test_type> (or the pipeline) may reach."""
-    from perfpipe.app.pipeline import happy_path
 
     return [test_type] if test_type != "pipeline" else happy_path(include_soak)
 
@@ -185,7 +183,6 @@ def _ping_logged(hook: InfluxDBHook) -> bool:
 
 def _inspect(plan: TestPlan, headers: dict[str, str]) -> dict[str, Any]:
     """Run the script's init context with the real run config, in a scratch folder (no load is sent)."""
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="perfpipe-inspect-") as scratch:
         scratch_dir = Path(scratch)
@@ -274,6 +271,7 @@ def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> StageResult:
     result = recorded[-1]
     verdict = result.verdict
     if verdict in (FAIL, INCONCLUSIVE, ABORTED):
+        # Airflow's task-failure exception: raised only inside a task
         from airflow.sdk.exceptions import AirflowFailException
 
         evidence = describe_failures(result.checks)

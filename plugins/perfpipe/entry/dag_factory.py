@@ -13,10 +13,12 @@ from airflow.sdk import DAG, Param, task
 
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
+from perfpipe.core.errors import InputError
 from perfpipe.core.model.overrides import overrides_json_schema
+from perfpipe.core.model.plan import StageResult, TestPlan
+from perfpipe.core.model.target import inline_target_json_schema
 from perfpipe.core.operators.k6 import K6Operator
 from perfpipe.core.operators.links import DEFAULT_GRAFANA_URL
-from perfpipe.core.model.target import inline_target_json_schema
 
 # Generated from the model that the CLI's pre-flight and the tasks validate with: one set of rules.
 OVERRIDES_SCHEMA: dict[str, Any] = overrides_json_schema()
@@ -25,6 +27,7 @@ TARGET_OBJECT_SCHEMA: dict[str, Any] = inline_target_json_schema()
 
 def perf_params(default_profile: str = "standard", default_target: str | None = None) -> dict[str, Param]:
     """The Params form shared by every perf DAG: validated by JSON schema in the UI, REST API and CLI."""
+    # when a Params form is built: targets.yaml is read then, not at import
     from perfpipe.app.targets import configured_targets
 
     targets = sorted(configured_targets()) or ["demo"]
@@ -63,11 +66,11 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
 
     @task(task_id="validate")
     def validate(**context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException  # at task run time: DAG parsing stays light
 
-        from perfpipe.core.errors import InputError
-        from perfpipe.app.influx import influxdb_hook
-        from perfpipe.app.results import clear_run_results
+        from perfpipe.app.influx import influxdb_hook  # at task run time: DAG parsing stays light
+        from perfpipe.app.results import clear_run_results  # at task run time: DAG parsing stays light
+        # at task run time: parsing a DAG file stays light (no InfluxDB, results or k6 modules)
         from perfpipe.app.stage import prepare_plan, prepare_run, run_stages
 
         params = dict(context["params"])
@@ -93,8 +96,7 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
 
     @task(task_id="evaluate")
     def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import evaluate_stage
-        from perfpipe.core.model.plan import TestPlan
+        from perfpipe.app.stage import evaluate_stage  # at task run time: DAG parsing stays light
 
         stage = evaluate_stage(TestPlan.from_json_data(plan), run, dag_id=context["dag"].dag_id,
                                run_id=context["run_id"], logical_date=logical_date_of(context))
@@ -102,14 +104,13 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
 
     @task(task_id="record")
     def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import record_stage
-        from perfpipe.core.model.plan import StageResult
+        from perfpipe.app.stage import record_stage  # at task run time: DAG parsing stays light
 
         return record_stage(StageResult.from_json_data(stage), logical_date_of(context)).to_json_data()
 
     @task(task_id="verdict")
     def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import enforce_verdict
+        from perfpipe.app.stage import enforce_verdict  # at task run time: DAG parsing stays light
 
         return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"]).to_json_data()
 
@@ -129,6 +130,7 @@ def make_k6_task(test_type: str, *, plan: Any, runtime: str | None = None):
               "run_setup": run_setup, "companions": run_companions, "on_abort": record_aborted_stage,
               "grafana_url": (conf.get("grafana") or {}).get("url") or DEFAULT_GRAFANA_URL}
     if runtime == "docker":
+        # only the docker runtime loads the Docker provider
         from perfpipe.core.operators.k6_docker import K6DockerOperator
 
         return K6DockerOperator(image=conf["docker"]["image"],
@@ -197,10 +199,10 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
     gate reads its stage's result from InfluxDB and follows the row's yes or no branch (labelled with the answer)
     to the next stage or an outcome, through the row's edge task where it names one. Remediations fail the run with
     their evidence."""
-    from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import Label, TaskGroup
+    from airflow.providers.standard.operators.empty import EmptyOperator  # only the pipeline DAG needs it
+    from airflow.sdk import Label, TaskGroup  # only the pipeline DAG needs it
 
-    from perfpipe.app import pipeline
+    from perfpipe.app import pipeline  # only the pipeline DAG needs it
     params = perf_params()
     params["chaos_scenario"] = chaos_scenario_param()
     params[pipeline.INCLUDE_SOAK] = Param(False, type="boolean",
@@ -241,17 +243,17 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
 
 def gate_task(row):
     """The branch task of one row of perfpipe.app.pipeline.TREE: `<stage>_gate`, answering the row's question."""
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
-    from perfpipe.app import pipeline
+    from perfpipe.app import pipeline  # only the pipeline DAG needs it
     stage = row.stage
 
     @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{row.question}**")
     def gate(**context: Any) -> str:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException  # at task run time: DAG parsing stays light
 
-        from perfpipe.app.influx import influxdb_hook
-        from perfpipe.app.results import read_results
+        from perfpipe.app.influx import influxdb_hook  # at task run time: DAG parsing stays light
+        from perfpipe.app.results import read_results  # at task run time: DAG parsing stays light
 
         results = {s.test_type: s for s in read_results(influxdb_hook(), context["dag"].dag_id, context["run_id"])}
         try:
@@ -265,12 +267,12 @@ def gate_task(row):
 
 
 def outcome_task(outcome: str):
-    from airflow.sdk import TriggerRule
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import TriggerRule  # only the pipeline DAG needs it
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
     @task_decorator(task_id=outcome, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def record_outcome(**context: Any) -> dict[str, Any]:
-        from perfpipe.app.outcomes import conclude
+        from perfpipe.app.outcomes import conclude  # at task run time: DAG parsing stays light
 
         return conclude(outcome, context["dag"].dag_id, context["run_id"], logical_date_of(context))
 
@@ -278,12 +280,12 @@ def outcome_task(outcome: str):
 
 
 def pipeline_report_task():
-    from airflow.sdk import TriggerRule
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import TriggerRule  # only the pipeline DAG needs it
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
     @task_decorator(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
     def report(**context: Any) -> str:
-        from perfpipe.app.report import write_pipeline_report
+        from perfpipe.app.report import write_pipeline_report  # at task run time: DAG parsing stays light
 
         return str(write_pipeline_report(context["dag"].dag_id, context["run_id"]))
 

@@ -26,6 +26,7 @@ def stages_of(dag_id: str) -> list[str]:
     if name in TEST_TYPES:
         return [name]
     if name == "pipeline":
+        # the API server loads this middleware: the pipeline table only for its DAG
         from perfpipe.app.pipeline import STAGES
 
         return list(STAGES)
@@ -34,7 +35,9 @@ def stages_of(dag_id: str) -> list[str]:
 
 def refusal(dag_id: str, conf: Any) -> str | None:
     """perfpipe's message for a trigger conf it refuses, or None (the run may be created)."""
+    # the API server loads this middleware: the checks only for a perf DAG's trigger
     from perfpipe.app.stage import check_params
+    # the API server loads this middleware: the checks only for a perf DAG's trigger
     from perfpipe.core.errors import InputError
 
     stages = stages_of(dag_id)
@@ -42,6 +45,7 @@ def refusal(dag_id: str, conf: Any) -> str | None:
         return None
     if not isinstance(conf, dict):
         return "conf: expected a mapping of params (target, inline_target, profile, overrides, ...)"
+    # the API server loads this middleware: the DAG factory (Airflow SDK) only when needed
     from perfpipe.entry.dag_factory import perf_params
 
     # Airflow fills what the conf leaves out from the Params' defaults: so does this check.

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_airflow_arguments(parser: argparse.ArgumentParser, url_help: str) -> None:
-    from perfpipe.entry.airflow_api import ENV_PASSWORD, ENV_TOKEN, ENV_USER
+    from perfpipe.entry.airflow_api import ENV_PASSWORD, ENV_TOKEN, ENV_USER  # per command: the CLI starts fast
 
     parser.add_argument("--airflow-url", metavar="URL", help=url_help + ", e.g. http://127.0.0.1:8080")
     parser.add_argument("--airflow-user", metavar="USER", help=f"Airflow user (or {ENV_USER})")
@@ -88,7 +88,7 @@ def add_airflow_arguments(parser: argparse.ArgumentParser, url_help: str) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from perfpipe.entry import airflow_env
+    from perfpipe.entry import airflow_env  # before anything imports Airflow
     airflow_env.configure()
     out = _reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def chaos_command(args: argparse.Namespace, out) -> int:
     """Restore the faults of chaos holders that died without restoring (each chaos run also does this first)."""
-    from perfpipe.app.chaos import restore_leftovers
+    from perfpipe.app.chaos import restore_leftovers  # per command: the CLI starts fast
 
     restored = restore_leftovers()
     failed = [r for r in restored if not r.get("ok")]
@@ -146,8 +146,8 @@ class CliError(Exception):
 
 
 def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from perfpipe.app.config import parse_set_arguments
-    from perfpipe.app.targets import configured_targets, resolve_target
+    from perfpipe.app.config import parse_set_arguments  # per command: the CLI starts fast
+    from perfpipe.app.targets import configured_targets, resolve_target  # per command: the CLI starts fast
 
     params: dict[str, Any] = {"profile": args.profile, "overrides": parse_set_arguments(args.overrides)}
     if args.test_type in ("chaos", "pipeline"):  # the DAGs with that Param; always set, or dag.test() would keep
@@ -164,8 +164,8 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_test(args: argparse.Namespace) -> dict[str, Any]:
-    from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.stage import prepare_run, run_stages
+    from perfpipe.core.errors import PerfpipeError  # per command: the CLI starts fast
+    from perfpipe.app.stage import prepare_run, run_stages  # per command: the CLI starts fast
 
     stages = run_stages(args.test_type, args.include_soak)
     try:
@@ -195,11 +195,11 @@ def parse_logical_date(value: str | None) -> datetime:
 
 def load_dag(dag_id: str):
     """Parse only the file of the DAG being run (dags/<dag_id>.py), not the whole dags folder."""
-    from pathlib import Path
+    from pathlib import Path  # beside this command's other imports
 
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag  # after airflow_env.configure()
 
-    from perfpipe.entry.airflow_env import ensure_db
+    from perfpipe.entry.airflow_env import ensure_db  # after airflow_env.configure()
 
     ensure_db()
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -213,7 +213,7 @@ def load_dag(dag_id: str):
 
 
 def run_dag(dag, params: dict[str, Any], logical_date: datetime):
-    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.sdk.exceptions import ParamValidationError  # per command: the CLI starts fast
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -242,10 +242,10 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
     The same for an in-process run and a run in a remote Airflow: only dag_id, run_id, the run's final state and
     its failed tasks come from Airflow; everything else is read from InfluxDB.
     """
-    from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.influx import influxdb_hook
-    from perfpipe.app import outcomes
-    from perfpipe.app.results import read_results
+    from perfpipe.core.errors import PerfpipeError  # per command: the CLI starts fast
+    from perfpipe.app.influx import influxdb_hook  # per command: the CLI starts fast
+    from perfpipe.app import outcomes  # per command: the CLI starts fast
+    from perfpipe.app.results import read_results  # per command: the CLI starts fast
 
     hook = influxdb_hook()
     try:
@@ -259,8 +259,8 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
     verdicts = [s["verdict"] for s in stages]
     path = [s["test_type"] for s in stages]
     if pipeline:
-        from perfpipe.app.report import REPORT_FILE
-        from perfpipe.app.report_paths import run_report_dir
+        from perfpipe.app.report import REPORT_FILE  # per command: the CLI starts fast
+        from perfpipe.app.report_paths import run_report_dir  # per command: the CLI starts fast
 
         run = outcomes.pipeline_outcome(conclusion, verdicts)
         report = run_report_dir(dag_id, run_id) / REPORT_FILE
@@ -281,7 +281,7 @@ def exit_code_of(run) -> int:
 
 def stage_json(stage) -> dict[str, Any]:
     """A StageResult as the CLI's JSON shows it (README: Command line)."""
-    from perfpipe.app.measurements import ANALYSIS_FIELDS, METRIC_FIELDS, SAMPLE_FIELDS
+    from perfpipe.app.measurements import ANALYSIS_FIELDS, METRIC_FIELDS, SAMPLE_FIELDS  # per command
 
     metrics = {name: stage.metrics.get(name) for name in METRIC_FIELDS + SAMPLE_FIELDS}
     analysis = {name: stage.metrics[name] for name in ANALYSIS_FIELDS if stage.metrics.get(name) is not None}
@@ -331,7 +331,7 @@ MAX_CONSECUTIVE_API_ERRORS = 10
 
 
 def airflow_client(args: argparse.Namespace):
-    from perfpipe.entry.airflow_api import AirflowClient, credentials_from
+    from perfpipe.entry.airflow_api import AirflowClient, credentials_from  # per command: the CLI starts fast
 
     credentials = credentials_from(args.airflow_token, args.airflow_user, args.airflow_password)
     try:
@@ -352,8 +352,8 @@ def api_error(exc, what: str) -> CliError:
 def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[str],
                logical_date: datetime) -> dict[str, Any]:
     """Trigger perf_<test_type> in the Airflow at --airflow-url, follow it, and summarize it like dag.test."""
-    from perfpipe.entry.airflow_api import AirflowAPIError
-    from perfpipe.app.config import max_run_seconds
+    from perfpipe.entry.airflow_api import AirflowAPIError  # per command: the CLI starts fast
+    from perfpipe.app.config import max_run_seconds  # per command: the CLI starts fast
 
     client = airflow_client(args)
     dag_id = f"perf_{args.test_type}"
@@ -400,8 +400,8 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
 def ensure_remote_pool(client, params: dict[str, Any]) -> None:
     """The k6 tasks run in their target's one-slot pool (perfpipe.app.pools); without it they would wait forever.
     Create it if that Airflow lacks it (never change an existing one), as `python -m perfpipe.app.pools sync` does."""
-    from perfpipe.entry.airflow_api import AirflowAPIError
-    from perfpipe.app.pools import LOAD_TASK_ID, pool_for, wanted_pools
+    from perfpipe.entry.airflow_api import AirflowAPIError  # per command: the CLI starts fast
+    from perfpipe.app.pools import LOAD_TASK_ID, pool_for, wanted_pools  # per command: the CLI starts fast
 
     name = pool_for(LOAD_TASK_ID, params)
     if not name:
@@ -424,7 +424,7 @@ def ensure_remote_pool(client, params: dict[str, Any]) -> None:
 
 def trigger_remote(client, dag_id: str, params: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
     """POST the run. A finished run of the same logical date is replaced, as dag.test does; a live one is not."""
-    from perfpipe.entry.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError
+    from perfpipe.entry.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError  # per command: the CLI starts fast
 
     for attempt in range(2):
         try:
@@ -461,7 +461,7 @@ def follow_run(client, dag_id: str, run_id: str, stages: list[str], timeout_s: f
     Returns the final run state and task instances. Bounded by `timeout_s`; transient API errors are retried a
     few times, never forever.
     """
-    from perfpipe.entry.airflow_api import FINISHED_RUN_STATES, AirflowAPIError
+    from perfpipe.entry.airflow_api import FINISHED_RUN_STATES, AirflowAPIError  # per command: the CLI starts fast
 
     deadline = time.monotonic() + timeout_s
     task_states: dict[str, str] = {}
@@ -514,9 +514,9 @@ def wait_for_stopped_stages(dag_id: str, run_id: str, stages: list[str], instanc
 
 def show_new_results(dag_id: str, run_id: str, shown: dict[str, tuple]) -> None:
     """Print perf_results points of the run that are new (or changed) since the last call."""
-    from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.influx import influxdb_hook
-    from perfpipe.app.results import read_results
+    from perfpipe.core.errors import PerfpipeError  # per command: the CLI starts fast
+    from perfpipe.app.influx import influxdb_hook  # per command: the CLI starts fast
+    from perfpipe.app.results import read_results  # per command: the CLI starts fast
 
     try:
         points = read_results(influxdb_hook(timeout_s=10), dag_id, run_id)
@@ -543,7 +543,7 @@ def stop_command(args: argparse.Namespace, out) -> int:
     """Stop one run: through the REST API with --airflow-url, else SIGTERM to this machine's k6 of that run."""
     if args.airflow_url:
         return stop_remote(args, out)
-    from perfpipe.app.live_status import stop_local
+    from perfpipe.app.live_status import stop_local  # per command: the CLI starts fast
 
     stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait,
                          log=lambda msg: print(f"perfpipe: {msg}", file=sys.stderr, flush=True))
@@ -560,7 +560,7 @@ def stop_command(args: argparse.Namespace, out) -> int:
 
 
 def stop_remote(args: argparse.Namespace, out) -> int:
-    from perfpipe.entry.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError
+    from perfpipe.entry.airflow_api import ACTIVE_RUN_STATES, AirflowAPIError  # per command: the CLI starts fast
 
     client = airflow_client(args)
     result: dict[str, Any] = {"dag_id": args.dag_id, "run_id": args.run_id, "mode": "airflow", "stopped": False}
@@ -588,8 +588,8 @@ def stop_remote(args: argparse.Namespace, out) -> int:
 
 
 def status_command(args: argparse.Namespace, out) -> int:
-    from perfpipe.core.errors import PerfpipeError
-    from perfpipe.app.live_status import format_status, running_tests
+    from perfpipe.core.errors import PerfpipeError  # per command: the CLI starts fast
+    from perfpipe.app.live_status import format_status, running_tests  # per command: the CLI starts fast
 
     try:
         tests = running_tests()
