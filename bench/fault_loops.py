@@ -355,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=influx_env, check=True, timeout=60)
     try:
         subprocess.run([*demo_sh, "start"], env={**os.environ, **demo_env}, check=True, timeout=180)
-        from perfpipe.core.hooks.influxdb import InfluxDBHook
+        from perfpipe.app.influx import influxdb_hook
 
         with LocalAirflow(work / "airflow", DAGS_FOLDER, perfpipe_env) as airflow:
-            results = run_trials(airflow, InfluxDBHook(), trials, args.seed)
+            results = run_trials(airflow, influxdb_hook(), trials, args.seed)
     finally:
         subprocess.run([*demo_sh, "stop"], env={**os.environ, **demo_env}, timeout=180)
         subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "stop"], env=influx_env, timeout=60)

@@ -60,7 +60,7 @@ def measure(influx: Service, minutes_list: list[float], vus: int = 1000, rps: in
     from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
     from perfpipe.app.results import collect_metrics, summary_count
 
-    hook = InfluxDBHook(InfluxSettings(url=influx.url, database=influx.extra["database"]), timeout_s=600)
+    hook = InfluxDBHook(settings=InfluxSettings(url=influx.url, database=influx.extra["database"]), timeout_s=600)
     from perfpipe.core.model.plan import PlannedCheck, TestPlan
 
     gates = {name: PlannedCheck(**check)

@@ -119,9 +119,9 @@ def influxdb():
     env.pop("PERFPIPE_INFLUXDB_URL", None)
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "start"], env=env, check=True, timeout=60)
     os.environ["PERFPIPE_INFLUXDB_URL"] = f"http://127.0.0.1:{port}"
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook
 
-    yield InfluxDBHook()
+    yield influxdb_hook()
     subprocess.run(["bash", str(ROOT / "scripts" / "influxd.sh"), "stop"], env=env, check=False, timeout=60)
 
 

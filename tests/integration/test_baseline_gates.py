@@ -54,9 +54,9 @@ def run_smoke(dagbag, port: int, day: int):
     dag_run = dagbag.dags["perf_smoke"].test(
         logical_date=date, run_after=date,
         run_conf={"inline_target": target, "profile": "quick", "overrides": {"duration": "4s", "vus": 2}})
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook
 
-    [result] = read_results(InfluxDBHook(), "perf_smoke", dag_run.run_id)
+    [result] = read_results(influxdb_hook(), "perf_smoke", dag_run.run_id)
     return {c["name"]: c for c in result.checks}["p95_vs_baseline"], result.verdict
 
 

@@ -104,7 +104,8 @@ def test_parsing_a_dag_file_touches_no_network_no_k6_and_no_influxdb():
     """Top-level DAG code stays thin: parsing builds the DAG without a connection, a name lookup, a child process
     (k6 inspect, docker) or the InfluxDB/results modules. (How long it takes is a bench row, not a test.)"""
     root = Path(__file__).resolve().parents[2]
-    for dag_file, dag_id in (("dags/perf_load.py", "perf_load"), ("dags/perf_pipeline.py", "perf_pipeline")):
+    for dag_file, dag_id in (("dags/perf_load.py", "perf_load"), ("dags/perf_pipeline.py", "perf_pipeline"),
+                             ("dags/example_k6_operator.py", "example_k6_operator")):
         out = subprocess.run([sys.executable, "-c", PARSE_PROBE, dag_file], capture_output=True, text=True,
                              check=True, cwd=str(root)).stdout.splitlines()
         probe = json.loads(out[-1])

@@ -90,11 +90,8 @@ def test_docker_smoke_equals_the_local_run(stack, docker_engine, monkeypatch):
 class _FakeTI:
     dag_id, try_number = "perf_smoke", 1
 
-    def __init__(self, plan: dict, run_id: str):
-        self.plan, self.run_id = plan, run_id
-
-    def xcom_pull(self, task_ids=None, **kwargs):
-        return self.plan if task_ids == "validate" else None
+    def __init__(self, run_id: str):
+        self.run_id = run_id
 
 
 class _FakeDagRun:
@@ -108,14 +105,16 @@ def test_on_kill_stops_the_container_and_records_aborted(stack, docker_engine):
 
     from perfpipe.core.operators.k6_docker import K6DockerOperator
     from perfpipe.app.stage import prepare_plan
+    from perfpipe.entry.dag_factory import record_aborted_stage, run_companions, run_setup
 
     influx = stack["influx"]
     plan = prepare_plan("smoke", {"target": "demo", "profile": "quick", "overrides": {"duration": "60s"}})
     logical_date = datetime.now(timezone.utc).replace(microsecond=0)
     run_id = f"manual__docker_kill_{int(time.time())}"
     with DAG(dag_id="perf_smoke_docker_kill", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
-        operator = K6DockerOperator(task_id="run_k6", plan_task_id="validate", image=K6_TEST_IMAGE)
-    context = {"ti": _FakeTI(plan, run_id), "dag_run": _FakeDagRun(logical_date)}
+        operator = K6DockerOperator(task_id="run_k6", plan=plan, image=K6_TEST_IMAGE, run_setup=run_setup,
+                                    companions=run_companions, on_abort=record_aborted_stage)
+    context = {"ti": _FakeTI(run_id), "dag_run": _FakeDagRun(logical_date)}
     outcome: dict = {}
 
     def execute():

@@ -41,7 +41,7 @@ def lossy_influxdb(session_dir):
         wait_until(lambda: _ping(url), 30, "lossy influxd")
         from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
-        hook = InfluxDBHook(InfluxSettings(url=url, database="k6"))
+        hook = InfluxDBHook(settings=InfluxSettings(url=url, database="k6"))
         hook.check_available()  # creates the database
         yield url, hook
     finally:

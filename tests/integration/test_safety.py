@@ -113,7 +113,7 @@ def test_influxdb_killed_mid_run_is_inconclusive_and_a_rerun_leaves_one_result(d
         assert again["verdict"] in ("pass", "warn") and again["metrics_complete"] is True
         from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
-        points = InfluxDBHook(InfluxSettings(url=influxd.url, database="k6")).query(
+        points = InfluxDBHook(settings=InfluxSettings(url=influxd.url, database="k6")).query(
             'SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_chaos\' AND "run_id" = $r', {"r": run_id})
         assert [(p["testid"], p["verdict"]) for p in points] == [(again["testid"], again["verdict"])]
         assert again["testid"] != stage["testid"]

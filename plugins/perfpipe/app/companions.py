@@ -15,7 +15,9 @@ import time
 import urllib.request
 from typing import Any
 
+from perfpipe.app import rollup
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
+from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.model.plan import TestPlan
 
@@ -74,7 +76,7 @@ class MemorySampler(_Companion):
         self.samples = 0
 
     def run(self) -> None:
-        hook = InfluxDBHook(timeout_s=5)
+        hook = influxdb_hook(timeout_s=5)
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -100,8 +102,7 @@ class RollupCompanion(_Companion):
         self.rolls = 0
 
     def run(self) -> None:
-        from perfpipe.app import rollup
-        hook = InfluxDBHook(timeout_s=30)
+        hook = influxdb_hook(timeout_s=30)
         bucket_s = rollup.bucket_seconds(self.plan.expected_duration_s)
         start = load_start(hook, self.testid, self.stopping, "rollup")
         if start is None:
@@ -154,9 +155,10 @@ class ChaosController(_Companion):
         self.restore_recorded = False
         self.lock = threading.Lock()  # inject vs. restore from on_kill
         self.event_lock = threading.Lock()
-        self.hook = InfluxDBHook(timeout_s=5)
+        self.hook = influxdb_hook(timeout_s=5)
 
     def run(self) -> None:
+        # only a chaos run loads the fault injectors
         from perfpipe.app.chaos import FaultHold, parse_chaos, restore_leftovers
 
         phases = self.chaos.phases_s

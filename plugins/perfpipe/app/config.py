@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -122,7 +123,6 @@ def validate_prometheus(section: Any) -> dict[str, Any]:
         raise InputError("prometheus", f"unknown keys {sorted(unknown)} (known: push_interval, remote_write_url, "
                                        f"trend_stats)")
     url = os.environ.get("PERFPIPE_PROMETHEUS_RW_URL") or section.get("remote_write_url")
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -497,6 +497,16 @@ def load_gates(test_type: str) -> dict[str, Any]:
 def max_run_seconds(test_type: str) -> float:
     """The Airflow execution_timeout of a k6 task: twice the standard shape plus 15 minutes."""
     return 2 * shape_duration_s(load_profile("standard").get(test_type) or {}) + 900
+
+
+def prometheus_output() -> dict[str, Any] | None:
+    """The k6 Prometheus remote-write output's settings when `outputs` includes it, with the credentials of
+    PERFPIPE_PROMETHEUS_RW_USERNAME / _PASSWORD (never in the config file); None otherwise."""
+    conf = settings()
+    if "prometheus" not in conf["outputs"]:
+        return None
+    return {**conf["prometheus"], "username": os.environ.get("PERFPIPE_PROMETHEUS_RW_USERNAME"),
+            "password": os.environ.get("PERFPIPE_PROMETHEUS_RW_PASSWORD")}
 
 
 def run_timeout_s(plan: TestPlan) -> float:

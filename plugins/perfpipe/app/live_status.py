@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfpipe import TEST_TYPES
 from perfpipe.app.measurements import HTTP_REQ_FAILED, HTTP_REQS, K6_TAGS, VUS
+from perfpipe.core.errors import InfrastructureError
 
 TESTID_TAG = "testid="
 # What may follow `<dag_id>:<run_id>:` in a testid: the try and, for a cleared re-run, `.r<N>`.
@@ -38,7 +40,6 @@ def run_tag_prefix(dag_id: str, run_id: str) -> str:
 def split_testid(testid: str) -> tuple[str, str, str, str] | None:
     """`dag:run:load:try1` -> (dag, run, load, try1). Run ids hold colons (ISO dates): the DAG id is up to the
     first colon (DAG ids cannot contain one), the test type and the try are the last two parts."""
-    from perfpipe import TEST_TYPES
 
     dag_id, sep, rest = testid.partition(":")
     rest, sep2, attempt = rest.rpartition(":")
@@ -166,10 +167,9 @@ def _series(result) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
 
 def running_tests(hook=None, window_s: int = RATE_WINDOW_S) -> list[dict[str, Any]]:
     """Tests with http_reqs samples in the last ACTIVE_WINDOW_S seconds and their live figures."""
-    from perfpipe.core.errors import InfrastructureError
-    from perfpipe.core.hooks.influxdb import InfluxDBHook
+    from perfpipe.app.influx import influxdb_hook  # here: the live view loads InfluxDB only when asked
 
-    hook = hook or InfluxDBHook(timeout_s=10)
+    hook = hook or influxdb_hook(timeout_s=10)
     statements = live_queries(window_s=window_s)
     try:
         results = hook.get_conn().query("; ".join(statements), epoch="ms")

@@ -18,6 +18,7 @@ from perfpipe.app import pipeline
 from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
 from perfpipe.app.measurements import PATH_SEPARATOR, PERF_PIPELINE
 from perfpipe.app.results import read_results
+from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.model.plan import StageResult
 
@@ -34,7 +35,7 @@ def stage_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[StageRes
 
 def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> dict[str, Any]:
     """Record the outcome with its evidence; a remediation outcome then fails the task (and the run)."""
-    hook = InfluxDBHook()
+    hook = influxdb_hook()
     stages = stage_results(hook, dag_id, run_id)
     failed = None
     if outcome != pipeline.READY:
@@ -57,6 +58,7 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
     log.info("decision path: %s", PATH_SEPARATOR.join(conclusion["path"]))
     log.info("outcome %s: %s", outcome.upper(), conclusion["explanation"])
     if outcome != pipeline.READY:
+        # Airflow's task-failure exception: raised only inside a task
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"{outcome}: {conclusion['explanation']}")

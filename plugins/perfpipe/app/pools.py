@@ -22,6 +22,7 @@ def pool_name(target_name: str) -> str:
 
 def run_target_name(conf: dict[str, Any] | None) -> str | None:
     """The configured target a run loads, None for an inline target (from the run's conf or the default)."""
+    # the cluster policy imports this module in every Airflow process: targets load when a run is routed
     from perfpipe.app.targets import configured_targets
 
     conf = conf or {}
@@ -39,6 +40,7 @@ def pool_for(task_id: str, conf: dict[str, Any] | None) -> str | None:
 
 
 def wanted_pools() -> dict[str, str]:
+    # the cluster policy imports this module in every Airflow process: targets load when pools sync
     from perfpipe.app.targets import configured_targets
 
     pools = {pool_name(name): f"perfpipe: k6 load on target {name!r}, one run at a time"
@@ -49,7 +51,7 @@ def wanted_pools() -> dict[str, str]:
 
 def sync_pools() -> list[str]:
     """Create or update the pools (one slot each) in the Airflow metadata database."""
-    from airflow.models.pool import Pool
+    from airflow.models.pool import Pool  # Airflow's ORM models only where the metadata database is written
 
     for name, description in wanted_pools().items():
         Pool.create_or_update_pool(name=name, slots=1, description=description, include_deferred=False)

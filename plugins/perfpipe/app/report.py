@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from perfpipe.app.influx import influxdb_hook
+from perfpipe.app.measurements import ANALYSIS_FIELDS
+from perfpipe.app import rollup
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.app.outcomes import read_conclusion, stage_results
 from perfpipe.app.report_paths import run_report_dir
@@ -22,10 +25,9 @@ SERIES = (("VUs", ""), ("Request rate", "req/s"), ("p95 latency", "ms"), ("Error
 
 def time_series(hook: InfluxDBHook, stage: StageResult) -> dict[str, list[tuple[int, float]]]:
     """A stage's charts from its rollup (perfpipe.app.rollup: at most ~600 buckets, whatever the run's length)."""
-    from perfpipe.app.rollup import read_rollup, read_state
 
-    state = read_state(hook, stage.testid) if stage.testid else None
-    buckets = read_rollup(hook, stage.testid)[0] if state else []
+    state = rollup.read_state(hook, stage.testid) if stage.testid else None
+    buckets = rollup.read_rollup(hook, stage.testid)[0] if state else []
     bucket_s = state[0] if state else 1
     values = {
         "VUs": [(b.t, b.vus) for b in buckets],
@@ -93,7 +95,6 @@ def stage_section(hook: InfluxDBHook, stage: StageResult, report_dir: Path) -> s
 
 def analysis_section(stage: StageResult) -> str:
     """The test type's own figures (breaking point, recovery, drift, chaos phases)."""
-    from perfpipe.app.measurements import ANALYSIS_FIELDS
 
     figures = " · ".join(f"{name} <b>{_cell(stage.metrics[name])}</b>" for name in ANALYSIS_FIELDS
                          if stage.metrics.get(name) is not None)
@@ -142,5 +143,5 @@ def write_pipeline_report(dag_id: str, run_id: str) -> Path:
     report_dir = run_report_dir(dag_id, run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / REPORT_FILE
-    path.write_text(render(InfluxDBHook(), dag_id, run_id, report_dir), encoding="utf-8")
+    path.write_text(render(influxdb_hook(), dag_id, run_id, report_dir), encoding="utf-8")
     return path

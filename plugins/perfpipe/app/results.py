@@ -7,6 +7,7 @@ rerun of the same date overwrites its point instead of adding one.
 from __future__ import annotations
 
 import json
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,6 @@ def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: st
     """For each relative check: the median of its metric over the last N passing, complete runs of the same test
     type, target and profile (a quick run is no baseline for a standard one) with a logical date before `before`
     (so reruns and backfills compare with the past only)."""
-    import statistics
 
     baselines: dict[str, float | None] = {}
     for name, check in gates.items():

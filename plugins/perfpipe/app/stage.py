@@ -1,20 +1,27 @@
 """One test stage, step by step: plan -> (k6 run) -> evaluate -> record -> verdict.
 
 Plain functions over plain dicts so the DAG tasks, the CLI's pre-flight check and the tests share one
-implementation. The k6 run itself lives in perfpipe.core.operators.
+implementation. The k6 run itself lives in perfpipe.core.k6.run (perfpipe's setup of it: perfpipe.app.k6_setup).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import logging
+import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from perfpipe.app.analysis import analyse
-from perfpipe.app.config import build_plan, settings
+from perfpipe.app.config import build_plan, prometheus_output, settings
+from perfpipe.app.pipeline import happy_path
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
+from perfpipe.app.influx import influx_settings, influxdb_hook
 from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
@@ -22,7 +29,7 @@ from perfpipe.core.k6.runner import validate_script
 from perfpipe.core.model.plan import StageResult, TestPlan
 from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app.report_paths import stage_report_dir
-from perfpipe.core.paths import scripts_dir
+from perfpipe.core.paths import config_dir, scripts_dir
 from perfpipe.app.results import (baseline_values, collect_metrics, crossed_thresholds, read_k6_summary,
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup
@@ -65,10 +72,6 @@ _checked: dict[str, tuple[float, Any]] = {}
 
 def checked_once(kind: str, key: Any, compute, ttl_s: float = CHECK_TTL_S) -> Any:
     """compute() once per (kind, key) in this process for ttl_s; a copy of the result each time."""
-    import copy
-    import hashlib
-    import json
-    import time
 
     digest = kind + ":" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     hit = _checked.get(digest)
@@ -86,7 +89,6 @@ def clear_checks() -> None:
 
 def _config_fingerprint() -> list[Any]:
     """Configured targets and settings are part of what was checked: an edited config/ is checked again."""
-    from perfpipe.core.paths import config_dir
 
     files = []
     for path in sorted(config_dir().glob("*.yaml")):
@@ -100,8 +102,6 @@ def _config_fingerprint() -> list[Any]:
 
 def input_key(params: dict[str, Any]) -> str:
     """What a run's checks depend on, from its Params (the later stages reuse checks made for the same input)."""
-    import hashlib
-    import json
 
     wanted = {k: params.get(k) for k in ("target", "inline_target", "profile", "overrides", "chaos_scenario")}
     return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
@@ -109,7 +109,6 @@ def input_key(params: dict[str, Any]) -> str:
 
 def run_stages(test_type: str, include_soak: bool = False) -> list[str]:
     """The stages one run of perf_<test_type> (or the pipeline) may reach."""
-    from perfpipe.app.pipeline import happy_path
 
     return [test_type] if test_type != "pipeline" else happy_path(include_soak)
 
@@ -160,7 +159,7 @@ def _prepare(test_type: str, params: dict[str, Any], *, check_influx: bool,
     plan = draft.model_copy(update={"allowed_addresses": addresses})  # the check's own result, nothing to refuse
     headers = resolve_header_values(target.get("headers") or {})
     if check_influx and not reuse:
-        hook = InfluxDBHook()
+        hook = influxdb_hook()
         checked_once("influxdb", (hook.settings.url, hook.settings.database), lambda: _ping_logged(hook),
                      ttl_s=INFLUX_TTL_S)
     requirements = checked["requirements"][test_type] if reuse else _inspect(plan, headers)
@@ -184,7 +183,6 @@ def _ping_logged(hook: InfluxDBHook) -> bool:
 
 def _inspect(plan: TestPlan, headers: dict[str, str]) -> dict[str, Any]:
     """Run the script's init context with the real run config, in a scratch folder (no load is sent)."""
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="perfpipe-inspect-") as scratch:
         scratch_dir = Path(scratch)
@@ -196,12 +194,10 @@ def _inspect(plan: TestPlan, headers: dict[str, str]) -> dict[str, Any]:
 
 def local_invocation(plan: TestPlan, *, testid: str, report_dir: Path, headers: dict[str, str],
                      with_influx: bool = True) -> K6Invocation:
-    from perfpipe.core.hooks.influxdb import influx_settings
-
     return build_invocation(
         plan, testid=testid, binary=k6_binary(), script=script_for(plan, str(scripts_dir())),
         report_path=str(report_dir), influx=influx_settings() if with_influx else None, headers=headers,
-        blocked_networks=blocked_networks(plan))
+        blocked_networks=blocked_networks(plan), prometheus=prometheus_output() if with_influx else None)
 
 
 def blocked_networks(plan: TestPlan) -> list[str]:
@@ -216,7 +212,7 @@ def report_dir_for(dag_id: str, run_id: str, test_type: str) -> Path:
 def evaluate_stage(plan: TestPlan, run: dict[str, Any], *, dag_id: str, run_id: str,
                    logical_date: datetime) -> StageResult:
     """Measure the run from InfluxDB, reconcile counts, fetch baselines and apply the gate."""
-    hook = InfluxDBHook()
+    hook = influxdb_hook()
     summary = read_k6_summary(run["summary"])
     duration_s = run.get("test_duration_s") or None
     rolled = complete_rollup(hook, run["testid"], summary_count(summary, "http_reqs"), plan.expected_duration_s)
@@ -263,18 +259,19 @@ def log_stage(stage: StageResult) -> None:
 
 
 def record_stage(stage: StageResult, logical_date: datetime) -> StageResult:
-    store_result(InfluxDBHook(), stage, logical_date)
+    store_result(influxdb_hook(), stage, logical_date)
     return stage
 
 
 def enforce_verdict(dag_id: str, run_id: str, test_type: str) -> StageResult:
     """Read the stage's recorded result back from InfluxDB and fail unless it passed (or warned)."""
-    recorded = [s for s in read_results(InfluxDBHook(), dag_id, run_id) if s.test_type == test_type]
+    recorded = [s for s in read_results(influxdb_hook(), dag_id, run_id) if s.test_type == test_type]
     if not recorded:
         raise InfrastructureError(f"no perf_results point for {dag_id}/{run_id}/{test_type} in InfluxDB")
     result = recorded[-1]
     verdict = result.verdict
     if verdict in (FAIL, INCONCLUSIVE, ABORTED):
+        # Airflow's task-failure exception: raised only inside a task
         from airflow.sdk.exceptions import AirflowFailException
 
         evidence = describe_failures(result.checks)

@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from perfpipe.app.config import read_config_yaml
+import yaml
+
+from perfpipe import TEST_TYPES
+from perfpipe.app.chaos.spec import parse_chaos
+from perfpipe.app.config import read_config_yaml, validate_analysis, validate_gates
 from perfpipe.core.errors import InputError, TargetNotAllowedError
+from perfpipe.core.k6.command import networks_outside
 from perfpipe.core.model.base import NAME_PATTERN
 from perfpipe.core.model.target import Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
@@ -58,7 +63,6 @@ def resolve_target(spec: str | dict) -> dict[str, Any]:
 
 
 def _target_from_file(path: Path) -> dict[str, Any]:
-    import yaml
 
     if not path.is_file():
         raise InputError("target", f"target file {str(path)!r} not found")
@@ -100,7 +104,6 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
     if model.required_capacity is not None:
         target["required_capacity"] = model.required_capacity.model_dump(exclude_none=True)
     if model.analysis is not None:
-        from perfpipe.app.config import validate_analysis
 
         target["analysis"] = validate_analysis(model.analysis, f"{field}.analysis")
     if model.chaos is not None:
@@ -126,7 +129,6 @@ def _plan_requests(requests: list[Request], field: str) -> list[dict[str, Any]]:
 
 def _validate_chaos(chaos: Any, name: str, field: str) -> dict[str, Any]:
     """Components and scenarios a chaos test may fault (perfpipe.app.chaos); a scenario may carry its gate tolerance."""
-    from perfpipe.app.chaos.spec import parse_chaos
 
     if not isinstance(chaos, dict) or not isinstance(chaos.get("scenarios"), dict):
         raise InputError(field, "expected {components: ..., scenarios: ..., default_scenario: ...}")
@@ -158,8 +160,6 @@ def _validate_tolerance(tolerance: Any, field: str) -> dict[str, float]:
 
 def _validate_target_gates(gates: Any, field: str) -> dict[str, Any]:
     """Per-test-type checks of a target, validated now so a typo is refused with its field name."""
-    from perfpipe import TEST_TYPES
-    from perfpipe.app.config import validate_gates
 
     if not isinstance(gates, dict):
         raise InputError(field, "expected a mapping of test type -> checks")
@@ -234,6 +234,7 @@ def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
 
 def _connection_password(conn_id: str, field: str) -> str:
     try:
+        # Airflow's Connection only for {connection: ...} references, inside a task
         from airflow.sdk import Connection
 
         conn = Connection.get(conn_id)
@@ -247,6 +248,7 @@ def _connection_password(conn_id: str, field: str) -> str:
 def mask_secret(secret: str) -> None:
     """Register a secret with Airflow's log masker (a no-op outside Airflow)."""
     try:
+        # Airflow's log masker, when running inside Airflow
         from airflow.sdk.log import mask_secret as airflow_mask_secret
     except ImportError:  # outside Airflow there is no task log to mask
         return
@@ -395,17 +397,4 @@ def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]
 def k6_blocked_networks(allowlist: list[str], allowed_addresses: list[str]) -> list[str]:
     """Every network outside the allowlist, for k6 --blacklist-ip: a user's script cannot escape it either."""
     networks, _ = _parse_allowlist(allowlist)
-    networks += [ipaddress.ip_network(a) for a in allowed_addresses]
-    blocked: list[str] = []
-    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        remaining = [everything]
-        for allowed in ipaddress.collapse_addresses(n for n in networks if n.version == version):
-            next_remaining = []
-            for net in remaining:
-                if allowed.subnet_of(net):
-                    next_remaining.extend(net.address_exclude(allowed))
-                elif not net.subnet_of(allowed):
-                    next_remaining.append(net)
-            remaining = next_remaining
-        blocked.extend(str(n) for n in ipaddress.collapse_addresses(remaining))
-    return blocked
+    return networks_outside([str(n) for n in networks] + list(allowed_addresses))

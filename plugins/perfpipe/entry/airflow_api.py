@@ -145,7 +145,7 @@ class AirflowClient:
     """The few Airflow REST API calls perfpipe needs. Every call has a timeout; nothing retries forever."""
 
     def __init__(self, base_url: str, credentials: Credentials | None = None, timeout_s: float = 30):
-        import requests
+        import requests  # requests for the REST calls only: DAG parsing and the trigger check never load it
 
         self.base_url = normalize_base_url(base_url)
         self.credentials = credentials or Credentials()
@@ -194,7 +194,7 @@ class AirflowClient:
         return self._send(method, url, json=json)
 
     def _send(self, method: str, url: str, json: Any = None, auth: bool = True) -> Any:
-        import requests
+        import requests  # requests for the REST calls only: DAG parsing and the trigger check never load it
 
         headers = {"Accept": "application/json"}
         if auth and self._token:

@@ -13,8 +13,12 @@ from airflow.sdk import DAG, Param, task
 
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
+from perfpipe.core.errors import InputError
 from perfpipe.core.model.overrides import overrides_json_schema
+from perfpipe.core.model.plan import StageResult, TestPlan
 from perfpipe.core.model.target import inline_target_json_schema
+from perfpipe.core.operators.k6 import K6Operator
+from perfpipe.core.operators.links import DEFAULT_GRAFANA_URL
 
 # Generated from the model that the CLI's pre-flight and the tasks validate with: one set of rules.
 OVERRIDES_SCHEMA: dict[str, Any] = overrides_json_schema()
@@ -23,6 +27,7 @@ TARGET_OBJECT_SCHEMA: dict[str, Any] = inline_target_json_schema()
 
 def perf_params(default_profile: str = "standard", default_target: str | None = None) -> dict[str, Param]:
     """The Params form shared by every perf DAG: validated by JSON schema in the UI, REST API and CLI."""
+    # when a Params form is built: targets.yaml is read then, not at import
     from perfpipe.app.targets import configured_targets
 
     targets = sorted(configured_targets()) or ["demo"]
@@ -46,7 +51,7 @@ def chaos_scenario_param() -> Param:
 def dag_params(dag_id: str) -> dict[str, Param]:
     """The Params of a perf DAG (perf_<test_type> or perf_pipeline): its trigger form and what the REST API's
     trigger check (perfpipe.entry.trigger_check) knows a conf may hold."""
-    from perfpipe.app.pipeline import INCLUDE_SOAK
+    from perfpipe.app.pipeline import INCLUDE_SOAK  # only perf_pipeline's Params need the decision tree
 
     params = perf_params()
     if dag_id in ("perf_chaos", "perf_pipeline"):
@@ -74,11 +79,11 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
 
     @task(task_id="validate")
     def validate(**context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException  # at task run time: DAG parsing stays light
 
-        from perfpipe.core.errors import InputError
-        from perfpipe.core.hooks.influxdb import InfluxDBHook
-        from perfpipe.app.results import clear_run_results
+        from perfpipe.app.influx import influxdb_hook  # at task run time: DAG parsing stays light
+        from perfpipe.app.results import clear_run_results  # at task run time: DAG parsing stays light
+        # at task run time: parsing a DAG file stays light (no InfluxDB, results or k6 modules)
         from perfpipe.app.stage import prepare_plan, prepare_run, run_stages
 
         params = dict(context["params"])
@@ -98,14 +103,13 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
             # Bad input never improves on retry: fail now, before any load, naming the field.
             raise AirflowFailException(f"refused before any load: {exc}") from None
         # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
-        clear_run_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"],
+        clear_run_results(influxdb_hook(), context["dag"].dag_id, context["run_id"],
                           None if first_stage else test_type)
         return plan.to_json_data()  # XCom carries JSON; the next tasks read it back as a TestPlan
 
     @task(task_id="evaluate")
     def evaluate(plan: dict[str, Any], run: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import evaluate_stage
-        from perfpipe.core.model.plan import TestPlan
+        from perfpipe.app.stage import evaluate_stage  # at task run time: DAG parsing stays light
 
         stage = evaluate_stage(TestPlan.from_json_data(plan), run, dag_id=context["dag"].dag_id,
                                run_id=context["run_id"], logical_date=logical_date_of(context))
@@ -113,38 +117,65 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
 
     @task(task_id="record")
     def record(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import record_stage
-        from perfpipe.core.model.plan import StageResult
+        from perfpipe.app.stage import record_stage  # at task run time: DAG parsing stays light
 
         return record_stage(StageResult.from_json_data(stage), logical_date_of(context)).to_json_data()
 
     @task(task_id="verdict")
     def verdict(stage: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from perfpipe.app.stage import enforce_verdict
+        from perfpipe.app.stage import enforce_verdict  # at task run time: DAG parsing stays light
 
         return enforce_verdict(context["dag"].dag_id, context["run_id"], stage["test_type"]).to_json_data()
 
     plan = validate()
-    run_k6 = make_k6_task(test_type, plan_task_id=plan.operator.task_id, runtime=runtime)
-    plan >> run_k6
+    run_k6 = make_k6_task(test_type, plan=plan, runtime=runtime)  # the XComArg makes validate >> run_k6
     recorded = record(evaluate(plan, run_k6.output))
     final = verdict(recorded) if with_verdict else recorded
     return plan.operator, final.operator
 
 
-def make_k6_task(test_type: str, *, plan_task_id: str, runtime: str | None = None):
+def make_k6_task(test_type: str, *, plan: Any, runtime: str | None = None):
+    """perfpipe's k6 task for `plan` (an XComArg): the configured runtime, with perfpipe's run setup, companions
+    (live rollup, memory sampler, chaos fault), aborted-stage recording and Grafana."""
     conf = settings()
     runtime = runtime or conf["runtime"]
-    common = {"task_id": "run_k6", "plan_task_id": plan_task_id,
-              "execution_timeout": execution_timeout(test_type), "retries": 0}
+    common = {"task_id": "run_k6", "plan": plan, "execution_timeout": execution_timeout(test_type), "retries": 0,
+              "run_setup": run_setup, "companions": run_companions, "on_abort": record_aborted_stage,
+              "grafana_url": (conf.get("grafana") or {}).get("url") or DEFAULT_GRAFANA_URL}
     if runtime == "docker":
+        # only the docker runtime loads the Docker provider
         from perfpipe.core.operators.k6_docker import K6DockerOperator
 
         return K6DockerOperator(image=conf["docker"]["image"],
                                 network_mode=conf["docker"].get("network_mode", "host"), **common)
-    from perfpipe.core.operators.k6 import K6Operator
-
     return K6Operator(**common)
+
+
+def run_setup(plan: Any, context: dict[str, Any], hook: Any) -> Any:
+    """perfpipe.app.k6_setup.perfpipe_run_setup, imported when the task runs."""
+    # At run time: parsing a DAG file must not load the results and k6 runner modules.
+    from perfpipe.app.k6_setup import perfpipe_run_setup
+
+    return perfpipe_run_setup(plan, context, hook)
+
+
+def run_companions(plan: Any, testid: str) -> Any:
+    """perfpipe.app.companions.RunCompanions, imported when the task runs."""
+    # At run time: parsing a DAG file must not load the companions (InfluxDB, chaos).
+    from perfpipe.app.companions import RunCompanions
+
+    return RunCompanions(plan, testid)
+
+
+def record_aborted_stage(plan: Any, run: dict[str, Any], context: dict[str, Any]) -> None:
+    """The k6 operators' on_abort: an `aborted` perf_results point with whatever k6 measured before the stop."""
+    # At run time: parsing a DAG file must not load the stage's InfluxDB and k6 modules.
+    from perfpipe.app.stage import evaluate_stage, record_stage
+
+    ti = context["ti"]
+    logical_date = logical_date_of(context)
+    stage = evaluate_stage(plan, run, dag_id=ti.dag_id, run_id=ti.run_id, logical_date=logical_date)
+    record_stage(stage, logical_date)
 
 
 def execution_timeout(test_type: str) -> timedelta:
@@ -181,10 +212,10 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
     gate reads its stage's result from InfluxDB and follows the row's yes or no branch (labelled with the answer)
     to the next stage or an outcome, through the row's edge task where it names one. Remediations fail the run with
     their evidence."""
-    from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import Label, TaskGroup
+    from airflow.providers.standard.operators.empty import EmptyOperator  # only the pipeline DAG needs it
+    from airflow.sdk import Label, TaskGroup  # only the pipeline DAG needs it
 
-    from perfpipe.app import pipeline
+    from perfpipe.app import pipeline  # only the pipeline DAG needs it
     params = dag_params("perf_pipeline")
     with DAG(
         dag_id=dag_id,
@@ -222,19 +253,19 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
 
 def gate_task(row):
     """The branch task of one row of perfpipe.app.pipeline.TREE: `<stage>_gate`, answering the row's question."""
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
-    from perfpipe.app import pipeline
+    from perfpipe.app import pipeline  # only the pipeline DAG needs it
     stage = row.stage
 
     @task_decorator.branch(task_id=f"{stage}_gate", doc_md=f"**{row.question}**")
     def gate(**context: Any) -> str:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException  # at task run time: DAG parsing stays light
 
-        from perfpipe.core.hooks.influxdb import InfluxDBHook
-        from perfpipe.app.results import read_results
+        from perfpipe.app.influx import influxdb_hook  # at task run time: DAG parsing stays light
+        from perfpipe.app.results import read_results  # at task run time: DAG parsing stays light
 
-        results = {s.test_type: s for s in read_results(InfluxDBHook(), context["dag"].dag_id, context["run_id"])}
+        results = {s.test_type: s for s in read_results(influxdb_hook(), context["dag"].dag_id, context["run_id"])}
         try:
             choice = pipeline.decide(stage, results.get(stage),
                                      bool(context["params"].get(pipeline.INCLUDE_SOAK)))
@@ -246,12 +277,12 @@ def gate_task(row):
 
 
 def outcome_task(outcome: str):
-    from airflow.sdk import TriggerRule
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import TriggerRule  # only the pipeline DAG needs it
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
     @task_decorator(task_id=outcome, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def record_outcome(**context: Any) -> dict[str, Any]:
-        from perfpipe.app.outcomes import conclude
+        from perfpipe.app.outcomes import conclude  # at task run time: DAG parsing stays light
 
         return conclude(outcome, context["dag"].dag_id, context["run_id"], logical_date_of(context))
 
@@ -259,12 +290,12 @@ def outcome_task(outcome: str):
 
 
 def pipeline_report_task():
-    from airflow.sdk import TriggerRule
-    from airflow.sdk import task as task_decorator
+    from airflow.sdk import TriggerRule  # only the pipeline DAG needs it
+    from airflow.sdk import task as task_decorator  # only the pipeline DAG needs it
 
     @task_decorator(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
     def report(**context: Any) -> str:
-        from perfpipe.app.report import write_pipeline_report
+        from perfpipe.app.report import write_pipeline_report  # at task run time: DAG parsing stays light
 
         return str(write_pipeline_report(context["dag"].dag_id, context["run_id"]))
 

@@ -46,6 +46,7 @@ def stages_of(dag_id: str) -> list[str]:
     if name in TEST_TYPES:
         return [name]
     if name == "pipeline":
+        # the API server loads this middleware: the pipeline table only for its DAG
         from perfpipe.app.pipeline import STAGES
 
         return list(STAGES)
@@ -81,7 +82,7 @@ def refusal(dag_id: str, conf: Any) -> str | None:
 
 def unknown_param(key: str, known: list[str]) -> str:
     """`key: unknown key (known: ...)`, pointing at `overrides` when the key is an override's."""
-    from perfpipe.core.model.overrides import SHAPE_FIELDS, split_key
+    from perfpipe.core.model.overrides import SHAPE_FIELDS, split_key  # with the model: on the first perf trigger
 
     _, parts = split_key(key)
     is_override = (len(parts) == 1 and parts[0] in SHAPE_FIELDS) or parts[0] == "thresholds"
@@ -91,6 +92,7 @@ def unknown_param(key: str, known: list[str]) -> str:
 
 def schema_problems(declared: dict[str, Any], params: dict[str, Any]) -> str | None:
     """What the Params' JSON schemas (the ones Airflow applies next) refuse, one line per problem, or None."""
+    # Airflow's own validator, loaded on the first perf trigger rather than at the API server's startup.
     from jsonschema import FormatChecker
     from jsonschema.validators import validator_for
 

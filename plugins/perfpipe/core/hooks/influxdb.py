@@ -1,19 +1,22 @@
-"""InfluxDB 1.x access: where results live and gates read from.
+"""InfluxDB 1.x access: where results live and gates read from, shaped like an Airflow provider's hook.
 
-Credentials come from the Airflow Connection `perfpipe_influxdb` (when running inside Airflow and defined) or from
-PERFPIPE_INFLUXDB_USER / PERFPIPE_INFLUXDB_PASSWORD; the URL and database from config/perfpipe.yaml or env.
+`InfluxDBHook(influxdb_conn_id=..., settings=...)` reads no perfpipe config: given `settings`, it uses them;
+otherwise it builds them from the Airflow Connection `influxdb_conn_id` (host, port, schema = database, login,
+password, extra `{"ssl": true}`). perfpipe's own settings (config/perfpipe.yaml, PERFPIPE_INFLUXDB_* env, the
+Connection only when no URL is set explicitly) are put together by perfpipe.app.influx.influxdb_hook().
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow.sdk import BaseHook
+
 from perfpipe.core.errors import InfrastructureError
 
-CONN_ID = "perfpipe_influxdb"
+DEFAULT_PORT = 8086
 
 
 @dataclass(frozen=True)
@@ -29,56 +32,60 @@ class InfluxSettings:
         return f"{self.url.rstrip('/')}/{self.database}"
 
 
-def influx_settings() -> InfluxSettings:
-    from perfpipe.app.config import settings
-
-    conf = settings()["influxdb"]
-    url, database = conf["url"], conf["database"]
-    username = os.environ.get("PERFPIPE_INFLUXDB_USER")
-    password = os.environ.get("PERFPIPE_INFLUXDB_PASSWORD")
-    conn = _airflow_connection()
-    if conn is not None:
-        scheme = "https" if (conn.extra_dejson or {}).get("ssl") else "http"
-        if conn.host:
-            url = f"{scheme}://{conn.host}:{conn.port or 8086}"
-        database = conn.schema or database
-        username, password = conn.login or username, conn.password or password
-    if password:
-        from perfpipe.app.targets import mask_secret
-
-        mask_secret(password)
-    return InfluxSettings(url=url, database=database, username=username, password=password)
+def settings_from_connection(conn: Any, default_database: str = "k6") -> InfluxSettings:
+    """InfluxSettings of an Airflow Connection: host/port (https when extra `ssl` is true), schema = database."""
+    scheme = "https" if (conn.extra_dejson or {}).get("ssl") else "http"
+    host = conn.host or "127.0.0.1"
+    return InfluxSettings(url=f"{scheme}://{host}:{conn.port or DEFAULT_PORT}",
+                          database=conn.schema or default_database, username=conn.login or None,
+                          password=conn.password or None)
 
 
-def _airflow_connection():
-    if "PERFPIPE_INFLUXDB_URL" in os.environ:
-        return None  # an explicit URL wins (tests, the CLI against a given influxd)
-    try:
-        from airflow.sdk import Connection
-
-        return Connection.get(CONN_ID)
-    except Exception:  # not defined, or not inside a task: fall back to config/env
-        return None
-
-
-class InfluxDBHook:
+class InfluxDBHook(BaseHook):
     """Thin wrapper over influxdb.InfluxDBClient with perfpipe's error reporting."""
 
-    def __init__(self, conf: InfluxSettings | None = None, timeout_s: float = 30):
-        self.settings = conf or influx_settings()
+    conn_name_attr = "influxdb_conn_id"
+    default_conn_name = "perfpipe_influxdb"
+    conn_type = "influxdb"
+    hook_name = "InfluxDB 1.x (perfpipe)"
+
+    def __init__(self, influxdb_conn_id: str = default_conn_name, settings: InfluxSettings | None = None,
+                 timeout_s: float = 30):
+        super().__init__()
+        self.influxdb_conn_id = influxdb_conn_id
+        self._settings = settings
         self.timeout_s = timeout_s
         self._client = None
 
+    @property
+    def settings(self) -> InfluxSettings:
+        """The settings given, else those of the Connection `influxdb_conn_id` (looked up once)."""
+        if self._settings is None:
+            try:
+                conn = self.get_connection(self.influxdb_conn_id)
+            except Exception as exc:
+                raise InfrastructureError(
+                    f"no InfluxDB settings: Airflow Connection {self.influxdb_conn_id!r} is not available "
+                    f"({exc})") from None
+            self._settings = settings_from_connection(conn)
+        return self._settings
+
     def get_conn(self):
         if self._client is None:
+            # Imported on first use: parsing a DAG that names the hook does not load the client library.
             from influxdb import InfluxDBClient
 
-            parts = urlsplit(self.settings.url)
+            settings = self.settings
+            parts = urlsplit(settings.url)
             self._client = InfluxDBClient(
-                host=parts.hostname, port=parts.port or 8086, username=self.settings.username,
-                password=self.settings.password, database=self.settings.database,
+                host=parts.hostname, port=parts.port or DEFAULT_PORT, username=settings.username,
+                password=settings.password, database=settings.database,
                 ssl=parts.scheme == "https", verify_ssl=parts.scheme == "https", timeout=self.timeout_s)
         return self._client
+
+    def copy(self) -> "InfluxDBHook":
+        """A hook with the same settings and its own client (a client is not shared across threads)."""
+        return type(self)(self.influxdb_conn_id, settings=self.settings, timeout_s=self.timeout_s)
 
     def check_available(self) -> None:
         """Raise InfrastructureError unless InfluxDB answers and the database exists (created if missing)."""
@@ -121,7 +128,7 @@ def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str
     """Each query's points, the queries run side by side (influxd scans each on its own core): a gate's
     independent scans cost the slowest one, not their sum. One client per query: a client is not shared
     across threads. method="POST" runs statements that write (SELECT ... INTO) and returns no points."""
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor  # only the parallel path needs threads
 
     def run(client: InfluxDBHook, query: str) -> list[dict]:
         if method == "POST":
@@ -132,5 +139,5 @@ def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str
     if len(queries) < 2 or type(hook) is not InfluxDBHook:  # a test double: one at a time
         return [run(hook, q) for q in queries]
     with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="influx-query") as pool:
-        futures = [pool.submit(run, InfluxDBHook(hook.settings, hook.timeout_s), q) for q in queries]
+        futures = [pool.submit(run, hook.copy(), q) for q in queries]
         return [f.result() for f in futures]

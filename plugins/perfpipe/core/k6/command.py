@@ -5,6 +5,7 @@ Paths are given as the k6 process sees them (host paths locally, mount points in
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfpipe.core.errors import InfrastructureError
 from perfpipe.core.hooks.influxdb import InfluxSettings
 from perfpipe.core.model.plan import TestPlan
 
@@ -54,8 +56,6 @@ def k6_binary() -> str:
         return str(beside_python)
     found = shutil.which("k6")
     if not found:
-        from perfpipe.core.errors import InfrastructureError
-
         raise InfrastructureError("k6 binary not found: install the project (`make setup`) or put k6 on PATH")
     return found
 
@@ -92,8 +92,9 @@ def write_run_config(plan: TestPlan, report_dir: Path) -> Path:
 
 def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, report_path: str,
                      influx: InfluxSettings | None, headers: dict[str, str], blocked_networks: list[str],
-                     api_address: str = "") -> K6Invocation:
-    """k6 argv + env. `report_path` is the stage's report folder as k6 sees it."""
+                     api_address: str = "", prometheus: dict[str, Any] | None = None) -> K6Invocation:
+    """k6 argv + env. `report_path` is the stage's report folder as k6 sees it. `prometheus`: the remote-write
+    output's settings (perfpipe.app.config `prometheus`, credentials included) when it is one of the outputs."""
     argv = [binary, "run", script,
             "--address", api_address,  # no REST API listener unless asked (and then loopback only)
             "--no-color",
@@ -123,12 +124,8 @@ def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, r
         argv += out_argv
         env.update(out_env)
         secret_keys |= out_secrets
-        # The other outputs of config/perfpipe.yaml `outputs:` (influxdb is always one: the gates read it).
-        from perfpipe.app.config import settings
-
-        conf = settings()
-        if "prometheus" in conf["outputs"]:
-            add_prometheus_output(argv, env, secret_keys, conf["prometheus"])
+    if prometheus is not None:  # an extra output of config/perfpipe.yaml `outputs:` (influxdb is always one)
+        add_prometheus_output(argv, env, secret_keys, prometheus)
     return K6Invocation(argv=argv, env=env, secret_env_keys=secret_keys)
 
 
@@ -156,19 +153,37 @@ PROMETHEUS_OUTPUT = "experimental-prometheus-rw"  # k6's built-in Prometheus rem
 
 def add_prometheus_output(argv: list[str], env: dict[str, str], secret_keys: set[str],
                           prometheus: dict[str, Any]) -> None:
-    """k6's remote-write output: samples as Prometheus series (trends as the configured stats), same tags."""
+    """k6's remote-write output: samples as Prometheus series (trends as the configured stats), same tags;
+    `username`/`password` of `prometheus` (when set) authenticate the writes."""
     argv += ["--out", PROMETHEUS_OUTPUT]
     env["K6_PROMETHEUS_RW_SERVER_URL"] = prometheus["remote_write_url"]
     env["K6_PROMETHEUS_RW_TREND_STATS"] = ",".join(prometheus["trend_stats"])
     env["K6_PROMETHEUS_RW_PUSH_INTERVAL"] = prometheus["push_interval"]
     # testid/test_type/target become labels; k6 drops high-cardinality tags (url, vu, iter) by default.
-    user, password = os.environ.get("PERFPIPE_PROMETHEUS_RW_USERNAME"), os.environ.get(
-        "PERFPIPE_PROMETHEUS_RW_PASSWORD")
+    user, password = prometheus.get("username"), prometheus.get("password")
     if user:
         env["K6_PROMETHEUS_RW_USERNAME"] = user
     if password:
         env["K6_PROMETHEUS_RW_PASSWORD"] = password
         secret_keys.add("K6_PROMETHEUS_RW_PASSWORD")
+
+
+def networks_outside(allowed: list[str]) -> list[str]:
+    """Every IPv4 and IPv6 network outside `allowed` (addresses or CIDRs), for k6 --blacklist-ip."""
+    networks = [ipaddress.ip_network(a, strict=False) for a in allowed]
+    blocked: list[str] = []
+    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
+        remaining = [everything]
+        for net_allowed in ipaddress.collapse_addresses(n for n in networks if n.version == version):
+            next_remaining = []
+            for net in remaining:
+                if net_allowed.subnet_of(net):
+                    next_remaining.extend(net.address_exclude(net_allowed))
+                elif not net.subnet_of(net_allowed):
+                    next_remaining.append(net)
+            remaining = next_remaining
+        blocked.extend(str(n) for n in ipaddress.collapse_addresses(remaining))
+    return blocked
 
 
 def inspect_argv(binary: str, script: str) -> list[str]:

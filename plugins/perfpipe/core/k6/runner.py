@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ def redact_line(line: str) -> str:
     """k6 output with every registered secret (header values, the InfluxDB password) replaced by ***: a user's
     script may print what it sends, and k6.log is kept with the reports."""
     try:
+        # Airflow's secrets masker, when running inside Airflow
         from airflow.sdk._shared.secrets_masker import redact
     except ImportError:  # outside Airflow no secret was registered
         return line
@@ -55,7 +57,6 @@ _inspected: dict[str, tuple[float, dict]] = {}
 def inspect_key(binary: str, script: str, env: dict[str, str]) -> str:
     """What k6 inspect's answer depends on: the binary, the script's content (and the bundled library next to
     it), the environment k6 sees, and the run config the script reads (its content, not its scratch path)."""
-    import hashlib
 
     digest = hashlib.sha256()
     digest.update(binary.encode() + b"\0")

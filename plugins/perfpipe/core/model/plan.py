@@ -7,6 +7,7 @@ which checks its shape again (an XCom is data another process wrote).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict
@@ -78,7 +79,6 @@ class TestPlan(StrictModel):
 
 
 def _json(data: Any) -> str:
-    import json
 
     return json.dumps(data)
 

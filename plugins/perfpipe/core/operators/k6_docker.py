@@ -19,12 +19,13 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from perfpipe.app.companions import RunCompanions
-from perfpipe.core.k6.command import EXIT_EXTERNAL_ABORT, LOG_FILE
-from perfpipe.core.operators.k6 import (ON_KILL_GRACE_S, check_exit_code, record_aborted, run_result, stage_context,
-                                   test_duration)
+from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.core.k6.command import EXIT_EXTERNAL_ABORT, K6Invocation, build_invocation, script_for
+from perfpipe.core.k6.run import ON_KILL_GRACE_S, Companions, K6RunCore, OnAbort, RunSetup, RunSpec
 from perfpipe.core.model.plan import TestPlan
-from perfpipe.core.operators.links import GrafanaRunLink, grafana_run_url
+from perfpipe.core.operators.k6 import literal_plan
+from perfpipe.core.operators.links import DEFAULT_GRAFANA_URL, GrafanaRunLink, grafana_run_url
+from perfpipe.core.paths import scripts_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,19 @@ LABEL_PREFIX = "perfpipe."
 STOP_GRACE_S = 30
 
 
-def container_invocation(plan: TestPlan, *, testid: str, headers: dict[str, str]):
+def container_invocation(plan: TestPlan, spec: RunSpec) -> K6Invocation:
     """The k6 invocation as the container sees it; the image's entrypoint is k6 itself."""
-    from perfpipe.core.hooks.influxdb import influx_settings
-    from perfpipe.core.k6.command import build_invocation, script_for
-    from perfpipe.app.stage import blocked_networks
-
     script = script_for(plan, CONTAINER_SCRIPTS)
     if plan.target.get("script"):
         script = f"{CONTAINER_USER_SCRIPT_DIR}/{Path(plan.target['script']).name}"
-    return build_invocation(plan, testid=testid, binary="k6", script=script, report_path=CONTAINER_REPORTS,
-                            influx=influx_settings(), headers=headers,
-                            blocked_networks=blocked_networks(plan))
+    return build_invocation(plan, testid=spec.testid, binary="k6", script=script, report_path=CONTAINER_REPORTS,
+                            influx=spec.influx, headers=spec.headers, blocked_networks=spec.blocked_networks,
+                            prometheus=spec.prometheus)
 
 
 def k6_mounts(report_dir: Path, plan: TestPlan) -> list:
+    # At run time only: the docker client library is not needed to parse a DAG.
     from docker.types import Mount
-
-    from perfpipe.core.paths import scripts_dir
 
     mounts = [Mount(target=CONTAINER_SCRIPTS, source=str(scripts_dir()), type="bind", read_only=True),
               Mount(target=CONTAINER_REPORTS, source=str(report_dir.resolve()), type="bind", read_only=False)]
@@ -70,12 +66,16 @@ def container_labels(plan: TestPlan, *, testid: str, dag_id: str, run_id: str) -
 
 
 class K6DockerOperator(DockerOperator):
-    """DockerOperator running grafana/k6 for the plan made by `plan_task_id`; container removed afterwards."""
+    """DockerOperator running grafana/k6 for a TestPlan (`plan`: an XComArg, a TestPlan or its JSON data, as
+    K6Operator); the container is removed afterwards. `run_setup`, `companions`, `on_abort`: perfpipe.core.k6.run."""
 
+    template_fields = ("plan", *DockerOperator.template_fields)
     ui_color = "#7d64ff"
     operator_extra_links = (GrafanaRunLink(),)
 
-    def __init__(self, *, plan_task_id: str, image: str, **kwargs: Any):
+    def __init__(self, *, plan: Any, image: str, influxdb_conn_id: str = InfluxDBHook.default_conn_name,
+                 run_setup: RunSetup | None = None, companions: Companions | None = None,
+                 on_abort: OnAbort | None = None, grafana_url: str = DEFAULT_GRAFANA_URL, **kwargs: Any):
         kwargs.setdefault("network_mode", "host")  # targets and InfluxDB are on the host's loopback
         kwargs.setdefault("auto_remove", "force")
         kwargs.setdefault("mount_tmp_dir", False)
@@ -83,54 +83,52 @@ class K6DockerOperator(DockerOperator):
         # DockerOperator returns the container's output lines: they become the stage's k6.log.
         kwargs.setdefault("xcom_all", True)
         super().__init__(image=image, command=None, **kwargs)
-        self.plan_task_id = plan_task_id
+        self.plan = literal_plan(plan)
+        self.runtime = "docker"
+        self.influxdb_conn_id = influxdb_conn_id
+        self.run_setup, self.companions, self.on_abort = run_setup, companions, on_abort
+        self.grafana_base_url = grafana_url
         self.grafana_url = ""
-        self._running: dict[str, Any] = {}
-        self._companions = None
+        self._run: K6RunCore | None = None
         self._stop_requested = threading.Event()
         self._timed_out = False
 
-    def configure(self, context: dict[str, Any]) -> tuple[dict, str, Path]:
+    def configure(self, context: dict[str, Any]) -> tuple[TestPlan, RunSpec]:
         """Fill command, env, mounts, user and labels for this try; split secrets into private_environment."""
-        from perfpipe.app.targets import resolve_header_values
-
-        plan, dag_id, run_id, testid, report_dir = stage_context(context, self.plan_task_id)
-        invocation = container_invocation(plan, testid=testid,
-                                          headers=resolve_header_values(plan.target.get("headers") or {}))
+        self._run = K6RunCore(setup=self.run_setup, companions=self.companions, on_abort=self.on_abort)
+        plan, spec = self._run.start(self.plan, context, InfluxDBHook(self.influxdb_conn_id))
+        invocation = container_invocation(plan, spec)
         self.command = invocation.argv[1:]
         self.environment = {k: v for k, v in invocation.env.items() if k not in invocation.secret_env_keys}
         # DockerOperator sends `_private_environment` to the container (kept out of templates and logs).
         self._private_environment = {k: v for k, v in invocation.env.items() if k in invocation.secret_env_keys}
-        self.mounts = k6_mounts(report_dir, plan)
+        self.mounts = k6_mounts(spec.report_dir, plan)
         if self.user is None:
             # grafana/k6 runs as its own uid 12345, which cannot write the worker's report folder; as the
             # worker's user the summary and report are also owned by it on the host.
             self.user = f"{os.getuid()}:{os.getgid()}"
-        self.labels = container_labels(plan, testid=testid, dag_id=dag_id, run_id=run_id)
+        ti = context["ti"]
+        self.labels = container_labels(plan, testid=spec.testid, dag_id=ti.dag_id, run_id=ti.run_id)
         self.container_name = None
-        return plan, testid, report_dir
+        return plan, spec
 
     def execute(self, context: dict[str, Any]) -> dict[str, Any]:
+        # At run time only: the provider's exception class is needed once a container ran.
         from airflow.providers.docker.exceptions import DockerContainerFailedException
 
-        from perfpipe.app.config import run_timeout_s
-
-        plan, testid, report_dir = self.configure(context)
+        plan, spec = self.configure(context)
+        run = self._run
         log.info("%s test against %s (%s) in %s, testid %s, about %.0fs", plan.test_type,
-                 plan.target_name, plan.target["base_url"], self.image, testid,
+                 plan.target_name, plan.target["base_url"], self.image, spec.testid,
                  plan.expected_duration_s)
-        started = datetime.now(timezone.utc)
-        self.grafana_url = grafana_run_url(testid, started, None)
-        self._running = {"plan": plan, "testid": testid, "report_dir": report_dir, "started": started,
-                         "dag_id": context["ti"].dag_id, "run_id": context["ti"].run_id, "context": context}
+        self.grafana_url = grafana_run_url(spec.testid, run.started, None, self.grafana_base_url)
         # The same limit as the local runtime's watchdog: past it, k6 is stopped and the run counts as aborted.
-        watchdog = threading.Timer(run_timeout_s(plan), self._stop_on_timeout)
+        watchdog = threading.Timer(spec.timeout_s, self._stop_on_timeout)
         watchdog.daemon = True
         watchdog.start()
         exit_code, lines = 0, []
-        self._companions = RunCompanions(plan, testid)  # the chaos fault and memory sampler, as in the local task
         try:
-            with self._companions:
+            with run.companions():  # the chaos fault and memory sampler, as in the local task
                 lines = super().execute(context) or []
         except DockerContainerFailedException as exc:
             # DockerOperator raises on any non-zero exit; 99 (script thresholds) is still a measured run.
@@ -147,15 +145,12 @@ class K6DockerOperator(DockerOperator):
             exit_code = EXIT_EXTERNAL_ABORT
         finally:
             watchdog.cancel()
-            _write_log(report_dir / LOG_FILE, lines)
-        self.grafana_url = grafana_run_url(testid, started, datetime.now(timezone.utc))
-        aborted = self._stop_requested.is_set() or exit_code == EXIT_EXTERNAL_ABORT
-        log.info("k6 container exited with code %s%s", exit_code, " (stopped before the end)" if aborted else "")
-        check_exit_code(exit_code, aborted, report_dir / LOG_FILE)
-        wall_s = (datetime.now(timezone.utc) - started).total_seconds()
-        return run_result(testid=testid, report_dir=report_dir, exit_code=exit_code, started=started,
-                          aborted=aborted, timed_out=self._timed_out,
-                          test_duration_s=test_duration(report_dir, wall_s))
+            _write_log(run.log_path, lines)
+        self.grafana_url = grafana_run_url(spec.testid, run.started, datetime.now(timezone.utc),
+                                           self.grafana_base_url)
+        wall_s = (datetime.now(timezone.utc) - run.started).total_seconds()
+        return run.finish(exit_code=exit_code, stopped=self._stop_requested.is_set(), timed_out=self._timed_out,
+                          wall_s=wall_s)
 
     def stop_container(self, grace_s: float = STOP_GRACE_S) -> None:
         """`docker stop`: SIGTERM (k6 ends gracefully, exit 105, summary written), SIGKILL after the grace."""
@@ -175,8 +170,8 @@ class K6DockerOperator(DockerOperator):
 
     def on_kill(self) -> None:
         """Airflow stops the task: stop and remove the container within its SIGKILL window, record `aborted`."""
-        if self._companions is not None:
-            self._companions.stop()  # first: no fault stays injected, whatever happens next
+        if self._run is not None:
+            self._run.stop_companions()  # first: no fault stays injected, whatever happens next
         self.stop_container(grace_s=ON_KILL_GRACE_S)
         container = getattr(self, "container", None)
         if container and self.auto_remove == "force":
@@ -184,7 +179,8 @@ class K6DockerOperator(DockerOperator):
                 self.cli.remove_container(container["Id"], force=True)
             except Exception as exc:
                 log.info("container %s already removed: %s", container["Id"][:12], exc)
-        record_aborted(self._running)
+        if self._run is not None:
+            self._run.abort()
 
 
 def _write_log(path: Path, lines: list[str] | str) -> None:

@@ -8,12 +8,12 @@ from urllib.parse import urlencode
 from airflow.sdk import BaseOperatorLink
 
 DASHBOARD_UID = "perfpipe-k6-run"
+DEFAULT_GRAFANA_URL = "http://127.0.0.1:3000"  # perfpipe's DAGs pass config/perfpipe.yaml `grafana.url`
 
 
-def grafana_run_url(testid: str, started: datetime, ended: datetime | None) -> str:
-    from perfpipe.app.config import settings
-
-    base = (settings().get("grafana") or {}).get("url", "http://127.0.0.1:3000").rstrip("/")
+def grafana_run_url(testid: str, started: datetime, ended: datetime | None,
+                    grafana_url: str = DEFAULT_GRAFANA_URL) -> str:
+    base = (grafana_url or DEFAULT_GRAFANA_URL).rstrip("/")
     query = {"var-testid": testid, "from": int(started.timestamp() * 1000) - 10_000,
              "to": int(ended.timestamp() * 1000) + 10_000 if ended else "now"}
     return f"{base}/d/{DASHBOARD_UID}/k6-run?{urlencode(query)}"

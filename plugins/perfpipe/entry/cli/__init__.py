@@ -23,15 +23,19 @@ from __future__ import annotations
 import logging
 import sys
 
-from perfpipe.core import airflow_env
-from perfpipe.entry.cli import local, output, remote
-from perfpipe.entry.cli.args import build_parser, parse_logical_date
-from perfpipe.entry.cli.output import CliError
+from perfpipe.entry import airflow_env
+
+# First: Airflow reads AIRFLOW_HOME and its settings when first imported, and the modules below import it (the
+# InfluxDB hook is an Airflow hook). Only defaults are set: what the environment already says wins.
+airflow_env.configure()
+
+from perfpipe.entry.cli import local, output, remote  # noqa: E402  (after configure(), see above)
+from perfpipe.entry.cli.args import build_parser, parse_logical_date  # noqa: E402
+from perfpipe.entry.cli.output import CliError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    airflow_env.configure()
     out = output.reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     as_json = args.json

@@ -17,6 +17,7 @@ from perfpipe.app.chaos import restore_leftovers
 from perfpipe.app.live_status import format_status, running_tests, stop_local
 from perfpipe.app.stage import prepare_run, run_stages
 from perfpipe.core.errors import PerfpipeError
+from perfpipe.entry.airflow_env import ensure_db
 from perfpipe.entry.cli import output
 from perfpipe.entry.cli.args import params_from_args
 from perfpipe.entry.cli.output import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_PASSED, CliError
@@ -49,8 +50,6 @@ def load_dag(dag_id: str):
     """Parse only the file of the DAG being run (dags/<dag_id>.py), not the whole dags folder."""
     # Airflow is imported only here, after main() has run airflow_env.configure(): its settings are read at import.
     from airflow.dag_processing.dagbag import DagBag
-
-    from perfpipe.core.airflow_env import ensure_db
 
     ensure_db()
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])

@@ -17,7 +17,7 @@ from perfpipe.app.measurements import ANALYSIS_FIELDS, METRIC_FIELDS, SAMPLE_FIE
 from perfpipe.app.report import REPORT_FILE
 from perfpipe.app.report_paths import run_report_dir
 from perfpipe.core.errors import PerfpipeError
-from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.model.plan import StageResult
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -63,7 +63,7 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
     its failed tasks come from Airflow; everything else is read from InfluxDB, and the outcome is
     perfpipe.app.outcomes' (the pipeline's recorded conclusion, or the stages' verdicts).
     """
-    hook = InfluxDBHook()
+    hook = influxdb_hook()
     try:
         recorded = outcomes.stage_results(hook, dag_id, run_id)
         conclusion = outcomes.read_conclusion(hook, dag_id, run_id) if pipeline else None

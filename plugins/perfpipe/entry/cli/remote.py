@@ -14,7 +14,7 @@ from perfpipe.app.config import max_run_seconds
 from perfpipe.app.pools import LOAD_TASK_ID, pool_for, wanted_pools
 from perfpipe.app.results import read_results
 from perfpipe.core.errors import PerfpipeError
-from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.app.influx import influxdb_hook
 from perfpipe.entry.airflow_api import (ACTIVE_RUN_STATES, FINISHED_RUN_STATES, AirflowAPIError, AirflowClient,
                                         credentials_from)
 from perfpipe.entry.cli import output
@@ -201,7 +201,7 @@ def wait_for_stopped_stages(dag_id: str, run_id: str, stages: list[str], instanc
 def show_new_results(dag_id: str, run_id: str, shown: dict[str, tuple]) -> None:
     """Print perf_results points of the run that are new (or changed) since the last call."""
     try:
-        points = read_results(InfluxDBHook(timeout_s=10), dag_id, run_id)
+        points = read_results(influxdb_hook(timeout_s=10), dag_id, run_id)
     except PerfpipeError as exc:
         progress(f"perfpipe: cannot read results yet: {exc}")
         return

@@ -40,7 +40,7 @@ class FakeHook:
 @pytest.fixture(autouse=True)
 def fake_influx(monkeypatch):
     FakeHook.instances = []
-    monkeypatch.setattr(companions, "InfluxDBHook", FakeHook)
+    monkeypatch.setattr(companions, "influxdb_hook", FakeHook)
 
 
 def _plan(test_type: str, **target_extra) -> dict:

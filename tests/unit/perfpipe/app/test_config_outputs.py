@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.app.config import build_plan, settings, validate_outputs, validate_prometheus
+from perfpipe.app.config import build_plan, prometheus_output, settings, validate_outputs, validate_prometheus
 from perfpipe.core.errors import InputError
-from perfpipe.core.hooks.influxdb import influx_settings
+from perfpipe.app.influx import influx_settings
 from perfpipe.core.k6.command import PROMETHEUS_OUTPUT, build_invocation
 
 RW_URL = "http://127.0.0.1:9090/api/v1/write"
@@ -29,7 +29,7 @@ def _write_settings(tmp_path, monkeypatch, **changes) -> None:
 
 def _invocation(plan):
     return build_invocation(plan, testid="t1", binary="k6", script="/s/load.js", report_path="/r",
-                            influx=influx_settings(), headers={}, blocked_networks=[])
+                            influx=influx_settings(), headers={}, blocked_networks=[], prometheus=prometheus_output())
 
 
 def _outs(argv):
@@ -66,11 +66,17 @@ def test_outputs_from_the_environment(api_target, monkeypatch):
 
 
 def test_the_docker_runtime_gets_the_same_outputs(api_target, monkeypatch):
+    from pathlib import Path
+
+    from perfpipe.app.stage import blocked_networks
+    from perfpipe.core.k6.run import RunSpec
     from perfpipe.core.operators.k6_docker import container_invocation
 
     monkeypatch.setenv("PERFPIPE_OUTPUTS", "influxdb,prometheus")
     plan = build_plan("load", api_target, "quick", allowed_addresses=("127.0.0.1",))
-    invocation = container_invocation(plan, testid="t1", headers={})
+    spec = RunSpec(testid="t1", report_dir=Path("/r"), headers={}, blocked_networks=blocked_networks(plan),
+                   timeout_s=60, influx=influx_settings(), prometheus=prometheus_output())
+    invocation = container_invocation(plan, spec)
     assert _outs(invocation.argv) == ["influxdb=http://127.0.0.1:8086/k6", PROMETHEUS_OUTPUT]
     assert invocation.env["K6_PROMETHEUS_RW_SERVER_URL"] == RW_URL
 

@@ -75,7 +75,7 @@ def test_problems_names_wrong_types_unknown_and_missing_names():
 
 def test_the_pipeline_conclusion_fits_perf_pipeline(monkeypatch):
     hook = RecordingHook()
-    monkeypatch.setattr(outcomes, "InfluxDBHook", lambda: hook)
+    monkeypatch.setattr(outcomes, "influxdb_hook", lambda **kwargs: hook)
     monkeypatch.setattr(outcomes, "read_results", lambda h, dag_id, run_id: [
         stage_result(test_type="smoke", target="demo", verdict="pass", checks=[])])
     outcomes.conclude("ready_to_deploy", "perf_pipeline", "run", LOGICAL_DATE)

@@ -62,7 +62,7 @@ def test_conclude_records_path_and_evidence_and_fails_a_remediation(monkeypatch)
     from airflow.sdk.exceptions import AirflowFailException
 
     hook = FakeHook()
-    monkeypatch.setattr(outcomes, "InfluxDBHook", lambda: hook)
+    monkeypatch.setattr(outcomes, "influxdb_hook", lambda **kwargs: hook)
     # read back in any order: the path follows the decision tree
     monkeypatch.setattr(outcomes, "read_results", lambda h, d, r: list(reversed(_results("pass", "pass", "fail"))))
     with pytest.raises(AirflowFailException, match="scale_system"):
@@ -77,7 +77,7 @@ def test_conclude_records_path_and_evidence_and_fails_a_remediation(monkeypatch)
 
 def test_conclude_ready_returns_the_conclusion(monkeypatch):
     hook = FakeHook()
-    monkeypatch.setattr(outcomes, "InfluxDBHook", lambda: hook)
+    monkeypatch.setattr(outcomes, "influxdb_hook", lambda **kwargs: hook)
     monkeypatch.setattr(outcomes, "read_results", lambda h, d, r: _results("pass", "warn"))
     conclusion = outcomes.conclude("ready_to_deploy", "perf_pipeline", "run1", LOGICAL_DATE)
     assert conclusion["path"] == ["smoke", "load", "ready_to_deploy"] and conclusion["evidence"] == []
@@ -85,7 +85,7 @@ def test_conclude_ready_returns_the_conclusion(monkeypatch):
 
 def test_read_conclusion_round_trips_what_conclude_wrote(monkeypatch):
     hook = FakeHook()
-    monkeypatch.setattr(outcomes, "InfluxDBHook", lambda: hook)
+    monkeypatch.setattr(outcomes, "influxdb_hook", lambda **kwargs: hook)
     monkeypatch.setattr(outcomes, "read_results", lambda h, d, r: _results("pass", "fail"))
     with pytest.raises(Exception):
         outcomes.conclude("optimize_system", "perf_pipeline", "run1", LOGICAL_DATE)

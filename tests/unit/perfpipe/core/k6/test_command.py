@@ -148,3 +148,30 @@ def test_k6_inherits_no_proxy_and_no_secret(monkeypatch):
     env = base_env()
     assert env["K6_NO_USAGE_REPORT"] == "true" and "PATH" in env
     assert not {"HTTPS_PROXY", "http_proxy", "PERFPIPE_INFLUXDB_PASSWORD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & set(env)
+
+
+def test_networks_outside_leaves_only_the_allowed_addresses_reachable():
+    import ipaddress
+
+    from perfpipe.core.k6.command import networks_outside
+
+    blocked = [ipaddress.ip_network(n) for n in networks_outside(["127.0.0.1", "::1/128"])]
+    for reachable in ("127.0.0.1", "::1"):
+        assert not any(ipaddress.ip_address(reachable) in n for n in blocked)
+    for unreachable in ("127.0.0.2", "10.0.0.1", "8.8.8.8", "::2"):
+        assert any(ipaddress.ip_address(unreachable) in n for n in blocked)
+    assert networks_outside([]) == ["0.0.0.0/0", "::/0"]
+
+
+def test_prometheus_output_only_when_given(plan):
+    from perfpipe.core.k6.command import PROMETHEUS_OUTPUT
+
+    assert PROMETHEUS_OUTPUT not in _invocation(plan).argv
+    invocation = build_invocation(
+        plan, testid=TESTID, binary="k6", script="/s/load.js", report_path=REPORT, influx=None, headers={},
+        blocked_networks=[], prometheus={"remote_write_url": "http://127.0.0.1:9090/api/v1/write",
+                                         "trend_stats": ["p(95)"], "push_interval": "5s", "username": "u",
+                                         "password": "rw-pw-0a9b"})
+    assert _flag_values(invocation.argv, "--out") == [PROMETHEUS_OUTPUT]
+    assert invocation.env["K6_PROMETHEUS_RW_USERNAME"] == "u"
+    assert invocation.secret_env_keys >= {"K6_PROMETHEUS_RW_PASSWORD"}

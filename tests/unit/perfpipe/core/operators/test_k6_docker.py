@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from airflow.sdk import DAG
 
-from perfpipe.app.config import build_plan
+from perfpipe.app.config import build_plan, prometheus_output
+from perfpipe.app.influx import influx_settings
+from perfpipe.app.k6_setup import perfpipe_run_setup
+from perfpipe.app.stage import blocked_networks
 from perfpipe.core.hooks.influxdb import InfluxDBHook
+from perfpipe.core.k6.run import RunSpec
 from perfpipe.core.operators.k6_docker import (K6DockerOperator, _exit_code_from, container_invocation, k6_mounts)
 
 TOKEN = "tok-docker-unit-5e6f7a8b"
@@ -37,29 +41,29 @@ def plan(api_target):
 
 
 @pytest.fixture
-def operator():
+def operator(plan):
     with DAG(dag_id="unit_k6_docker", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
-        return K6DockerOperator(task_id="run_k6", plan_task_id="validate", image=IMAGE)
+        # The plan as XCom carries it (JSON data), with perfpipe's run setup as its DAGs pass it.
+        return K6DockerOperator(task_id="run_k6", plan=copy.deepcopy(plan.to_json_data()), image=IMAGE,
+                                run_setup=perfpipe_run_setup)
 
 
 class FakeTI:
     dag_id, run_id, try_number = DAG_ID, RUN_ID, TRY
-
-    def __init__(self, plan):
-        self._plan, self.pulled = plan, []
-
-    def xcom_pull(self, task_ids=None, **kwargs):
-        self.pulled.append(task_ids)
-        return copy.deepcopy(self._plan) if task_ids == "validate" else None
 
 
 @pytest.fixture
 def configured(operator, plan, secrets, monkeypatch):
     """operator.configure() on a fake task context; InfluxDB says no samples carry the testid yet."""
     monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: [])
-    ti = FakeTI(plan)
+    ti = FakeTI()
     result = operator.configure({"ti": ti})
     return operator, ti, result
+
+
+def _spec(plan, headers, report_dir=Path("/unused")):
+    return RunSpec(testid=TESTID, report_dir=report_dir, headers=headers, blocked_networks=blocked_networks(plan),
+                   timeout_s=60, influx=influx_settings(), prometheus=prometheus_output())
 
 
 def _flag_values(argv, flag):
@@ -70,7 +74,7 @@ def _flag_values(argv, flag):
 
 
 def test_container_invocation_uses_container_paths(plan, secrets):
-    invocation = container_invocation(plan, testid=TESTID, headers=secrets)
+    invocation = container_invocation(plan, _spec(plan, secrets))
     assert invocation.argv[:3] == ["k6", "run", "/scripts/load.js"]
     assert _flag_values(invocation.argv, "--summary-export") == ["/reports/summary.json"]
     assert _flag_values(invocation.argv, "--tag") == [f"testid={TESTID}", "test_type=load", "target=unit-api"]
@@ -86,7 +90,7 @@ def test_container_invocation_for_a_user_script(plan, secrets, tmp_path):
     script.parent.mkdir()
     script.write_text("export default function () {}\n")
     plan = plan.model_copy(update={"target": dict(plan.target, script=str(script))})
-    invocation = container_invocation(plan, testid=TESTID, headers=secrets)
+    invocation = container_invocation(plan, _spec(plan, secrets))
     assert invocation.argv[2] == "/user-script/mine.js"
 
 
@@ -114,30 +118,30 @@ def test_k6_mounts_for_a_user_script(plan, tmp_path):
 # ---------------------------------------------------------------------------------------------- the operator
 
 
-def test_operator_defaults(operator):
+def test_operator_defaults(operator, plan):
     assert operator.network_mode == "host"
     assert operator.auto_remove == "force"
     assert operator.mount_tmp_dir is False
     assert operator.tty is False
     assert operator.image == IMAGE
     assert operator.command is None
-    assert operator.plan_task_id == "validate"
+    assert operator.plan == plan  # given as data, checked (and kept as a TestPlan) when the DAG is built
+    assert "plan" in K6DockerOperator.template_fields and "image" in K6DockerOperator.template_fields
     assert operator.dag.dag_id == "unit_k6_docker"
 
 
-def test_operator_settings_can_be_overridden():
+def test_operator_settings_can_be_overridden(plan):
     with DAG(dag_id="unit_k6_docker_2", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
-        op = K6DockerOperator(task_id="run_k6", plan_task_id="p", image="k6:custom", network_mode="bridge",
+        op = K6DockerOperator(task_id="run_k6", plan=plan, image="k6:custom", network_mode="bridge",
                               auto_remove="success")
     assert (op.network_mode, op.auto_remove, op.image) == ("bridge", "success", "k6:custom")
 
 
 def test_configure_command_is_the_argv_without_the_binary(configured, plan, secrets):
-    operator, ti, (configured_plan, testid, report_dir) = configured
-    assert ti.pulled == ["validate"]
-    assert testid == TESTID
+    operator, ti, (configured_plan, spec) = configured
+    assert spec.testid == TESTID
     assert configured_plan == plan
-    expected = container_invocation(plan, testid=TESTID, headers=dict(secrets, **{"X-Team": "perf"}))
+    expected = container_invocation(plan, _spec(plan, dict(secrets, **{"X-Team": "perf"})))
     assert expected.argv[0] == "k6"
     assert operator.command == expected.argv[1:]
     assert operator.command[:2] == ["run", "/scripts/load.js"]
@@ -164,7 +168,8 @@ def test_configure_splits_secrets_into_private_environment(configured):
 
 
 def test_configure_writes_the_run_config_under_the_reports_dir(configured, perfpipe_env):
-    operator, _, (plan, _, report_dir) = configured
+    operator, _, (plan, spec) = configured
+    report_dir = spec.report_dir
     assert report_dir == perfpipe_env / "reports" / "perf_load" / "manual__2026-03-01T12_00_00+00_00" / "load"
     config_text = (report_dir / "run-config.json").read_text()
     assert json.loads(config_text)["target"]["base_url"] == "http://127.0.0.1:8090"
@@ -179,7 +184,7 @@ def test_configure_removes_an_earlier_try_s_files(operator, plan, secrets, monke
     report_dir.mkdir(parents=True)
     for name in ("summary.json", "report.html", "k6.log"):
         (report_dir / name).write_text("stale")
-    operator.configure({"ti": FakeTI(plan)})
+    operator.configure({"ti": FakeTI()})
     assert sorted(p.name for p in report_dir.iterdir()) == ["run-config.json"]
 
 
@@ -264,8 +269,8 @@ def test_container_runs_as_the_worker_user_with_testid_labels(configured):
 def test_an_explicit_user_is_kept(plan, secrets, monkeypatch):
     monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: [])
     with DAG(dag_id="unit_k6_docker_3", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
-        op = K6DockerOperator(task_id="run_k6", plan_task_id="validate", image=IMAGE, user="12345")
-    op.configure({"ti": FakeTI(plan)})
+        op = K6DockerOperator(task_id="run_k6", plan=plan, image=IMAGE, user="12345", run_setup=perfpipe_run_setup)
+    op.configure({"ti": FakeTI()})
     assert op.user == "12345"
 
 

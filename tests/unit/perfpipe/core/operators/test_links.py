@@ -25,13 +25,13 @@ def test_a_run_still_going_ends_now():
     assert parse_qs(urlsplit(grafana_run_url(TESTID, STARTED, None)).query)["to"] == ["now"]
 
 
-def test_the_grafana_url_comes_from_perfpipe_yaml(tmp_path, monkeypatch):
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "perfpipe.yaml").write_text("grafana: {url: 'http://grafana.internal:3000/'}\n")
-    monkeypatch.setenv("PERFPIPE_CONFIG_DIR", str(config))
-    url = urlsplit(grafana_run_url(TESTID, STARTED, ENDED))
+def test_the_grafana_url_is_given():
+    url = urlsplit(grafana_run_url(TESTID, STARTED, ENDED, "http://grafana.internal:3000/"))
     assert (url.netloc, url.path) == ("grafana.internal:3000", "/d/perfpipe-k6-run/k6-run")  # no '//' from the '/'
+
+
+def test_without_a_grafana_url_the_link_points_at_the_local_one():
+    assert urlsplit(grafana_run_url(TESTID, STARTED, ENDED, "")).netloc == "127.0.0.1:3000"
 
 
 def test_the_operator_link_is_the_url_the_run_kept_or_nothing():

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from perfpipe.core import airflow_env
+from perfpipe.core.paths import PROJECT_ROOT
+from perfpipe.entry import airflow_env
 from perfpipe.entry import cli
 from perfpipe.entry.cli import local, output
 from perfpipe.entry.cli.args import build_parser
@@ -75,8 +77,14 @@ def test_chaos_restore_exits_2_when_a_leftover_fault_could_not_be_restored(out, 
     assert json.loads(out.getvalue().split("failed\n", 1)[1]) == {"restored": leftovers[:1]}
 
 
-def test_the_command_line_does_not_import_airflow_before_configuring_it():
-    # Airflow reads AIRFLOW_HOME and its settings when imported: main() sets them first (airflow_env.configure).
-    code = "import sys, perfpipe.entry.cli; assert 'airflow' not in sys.modules, sorted(m for m in sys.modules " \
-           "if m.startswith('airflow'))[:5]"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+def test_the_command_line_configures_airflow_before_airflow_reads_its_settings(tmp_path):
+    # Airflow reads AIRFLOW_HOME and its settings when first imported, and the CLI's modules import it (the
+    # InfluxDB hook): importing the CLI must set perfpipe's defaults first. Airflow's settings fix the dags folder
+    # at import: its default would be $AIRFLOW_HOME/dags; perfpipe's is the project's dags/.
+    code = ("import perfpipe.entry.cli, sys; from airflow import settings; "
+            "print(settings.DAGS_FOLDER); print('airflow' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(tmp_path / "home")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                          check=True)
+    assert done.stdout.split() == [str(PROJECT_ROOT / "dags"), "True"]

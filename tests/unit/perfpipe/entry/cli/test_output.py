@@ -163,7 +163,7 @@ def test_stop_and_restore_texts():
 @pytest.fixture
 def no_airflow(monkeypatch):
     """main() without touching the process's fds or Airflow: stdout is a buffer, loading a DAG fails the test."""
-    from perfpipe.core import airflow_env
+    from perfpipe.entry import airflow_env
 
     out = io.StringIO()
     monkeypatch.setattr(airflow_env, "configure", lambda: None)

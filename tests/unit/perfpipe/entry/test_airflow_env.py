@@ -1,10 +1,10 @@
-"""perfpipe.core.airflow_env.configure: the CLI's embedded Airflow lives in the project; set values win."""
+"""perfpipe.entry.airflow_env.configure: the CLI's embedded Airflow lives in the project; set values win."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfpipe.core import airflow_env
+from perfpipe.entry import airflow_env
 
 KEYS = ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER",
         "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__API__HOST")

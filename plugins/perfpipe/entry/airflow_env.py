@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 from perfpipe.core.paths import PROJECT_ROOT
@@ -33,9 +34,9 @@ def ensure_db() -> None:
     `airflow db migrate` costs ~2 s per run even when there is nothing to do (alembic loads every migration):
     a local SQLite database this Airflow version already migrated (stamp: version, URL and the alembic revision
     it left, checked against the database itself) is not migrated again."""
-    from airflow.utils import db
+    from airflow.utils import db  # after configure(): Airflow reads its settings when first imported
 
-    from perfpipe.app.pools import sync_pools
+    from perfpipe.app.pools import sync_pools  # after configure(): perfpipe.app.pools imports Airflow's models
 
     if not _db_current():
         db.initdb()
@@ -49,7 +50,6 @@ def _sqlite_path() -> Path | None:
 
 
 def _db_revision(path: Path) -> str | None:
-    import sqlite3
 
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
@@ -60,7 +60,7 @@ def _db_revision(path: Path) -> str | None:
 
 
 def _stamp_wanted(path: Path) -> dict[str, str]:
-    import airflow
+    import airflow  # after configure(): Airflow reads its settings when first imported
 
     return {"airflow": airflow.__version__, "database": str(path)}
 
