@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from perfpipe.entry import airflow_api
 from perfpipe.entry.airflow_api import (AirflowAPIError, AirflowClient, Credentials, api_url, credentials_from,
                                   dag_run_url, error_message, manual_run_id, normalize_base_url, trigger_payload)
+
+from unit.json_http import JsonHandler
 
 DATE = datetime(2026, 1, 5, tzinfo=timezone.utc)
 RUN_ID = "manual__2026-01-05T00:00:00+00:00"
@@ -83,22 +85,11 @@ def test_credentials_flags_win_over_environment():
 
 # --- the client against a fake Airflow on loopback -----------------------------------------------------------
 
-class FakeAirflow(BaseHTTPRequestHandler):
+class FakeAirflow(JsonHandler):
     """/auth/token hands out numbered tokens for admin/pw; /api/v2 wants the latest one."""
 
     tokens: list[str] = []
     requests: list[tuple[str, str, dict]] = []
-
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)

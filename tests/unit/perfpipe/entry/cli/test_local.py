@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -12,7 +11,6 @@ import sys
 import pytest
 
 from perfpipe.core.paths import PROJECT_ROOT
-from perfpipe.entry import airflow_env
 from perfpipe.entry import cli
 from perfpipe.entry.cli import local, output
 from perfpipe.entry.cli.args import build_parser
@@ -21,16 +19,6 @@ from perfpipe.entry.cli.output import CliError
 
 def _args(*argv: str):
     return build_parser().parse_args(list(argv))
-
-
-@pytest.fixture
-def out(monkeypatch):
-    """main()'s stdout as a buffer; Airflow is neither configured nor started."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(airflow_env, "configure", lambda: None)
-    monkeypatch.setattr(output, "reserve_stdout", lambda: buffer)
-    monkeypatch.setattr(local, "load_dag", lambda dag_id: pytest.fail("the pre-flight refused: no run may start"))
-    return buffer
 
 
 def test_the_preflight_names_the_refused_key():

@@ -160,31 +160,20 @@ def test_stop_and_restore_texts():
 
 # --- main: exit codes and stdout (Airflow is never started here) -------------------------------------------------
 
-@pytest.fixture
-def no_airflow(monkeypatch):
-    """main() without touching the process's fds or Airflow: stdout is a buffer, loading a DAG fails the test."""
-    from perfpipe.entry import airflow_env
 
-    out = io.StringIO()
-    monkeypatch.setattr(airflow_env, "configure", lambda: None)
-    monkeypatch.setattr(output, "reserve_stdout", lambda: out)
-    monkeypatch.setattr(local, "load_dag", lambda dag_id: pytest.fail("a bad input must not start a run"))
-    return out
-
-
-def test_bad_input_exits_2_with_one_json_error_before_any_run(no_airflow, capsys):
+def test_bad_input_exits_2_with_one_json_error_before_any_run(out, capsys):
     code = cli.main(["run", "smoke", "--target", "demo", "--profile", "quick", "--set", "vus=0", "--json"])
-    result = json.loads(no_airflow.getvalue())
+    result = json.loads(out.getvalue())
     assert code == 2 and result["outcome"] == "error" and "vus" in result["error"]
     assert capsys.readouterr().err.startswith("perfpipe: ")
 
 
-def test_a_scenario_for_a_load_test_exits_2_without_json_noise(no_airflow):
+def test_a_scenario_for_a_load_test_exits_2_without_json_noise(out):
     assert cli.main(["run", "load", "--target", "demo", "--scenario", "db_failure"]) == 2
-    assert no_airflow.getvalue() == ""  # without --json the error goes to stderr only
+    assert out.getvalue() == ""  # without --json the error goes to stderr only
 
 
-def test_a_crash_of_ours_exits_2_never_1(no_airflow, monkeypatch):
+def test_a_crash_of_ours_exits_2_never_1(out, monkeypatch):
     monkeypatch.setattr(local, "preflight", lambda args: {}["boom"])
     assert cli.main(["run", "smoke", "--target", "demo", "--json"]) == 2
-    assert json.loads(no_airflow.getvalue())["error"].startswith("KeyError")
+    assert json.loads(out.getvalue())["error"].startswith("KeyError")

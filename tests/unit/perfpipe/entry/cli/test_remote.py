@@ -7,7 +7,7 @@ import io
 import json
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -18,6 +18,7 @@ from perfpipe.entry.cli import remote
 from perfpipe.entry.cli.args import build_parser
 from perfpipe.entry.cli.output import CliError
 
+from unit.json_http import JsonHandler
 from unit.stage_points import stage_result
 
 DATE = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -38,19 +39,8 @@ class Airflow:
         self.on_poll = lambda run: None  # how a run moves on each time it is read
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     airflow: Airflow
-
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, status: int, body: dict | None = None) -> None:
-        data = json.dumps(body or {}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         af = self.airflow
