@@ -98,7 +98,8 @@ class InfluxDBHook(BaseHook):
         except Exception as exc:
             raise InfrastructureError(
                 f"InfluxDB at {self.settings.url} (database {self.settings.database!r}) is not reachable: "
-                f"{exc}. Start it (perfpipe: `make influxd-start`) or point the Connection or PERFPIPE_INFLUXDB_URL at one.") from None
+                f"{exc}. Start it (perfpipe: `make influxd-start`) or point the Connection or "
+                "PERFPIPE_INFLUXDB_URL at one.") from None
 
     def query(self, query: str, params: dict[str, Any] | None = None) -> list[dict]:
         """Points of the first series (InfluxQL with bind parameters)."""
