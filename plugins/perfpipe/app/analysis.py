@@ -18,12 +18,15 @@ itself, are summed from the buckets. The functions that turn buckets into figure
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.measurements import HTTP_REQ_DURATION, HTTP_REQ_FAILED, PERF_EVENTS, PERF_TARGET_STATS
-from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.core.hooks.influxdb_common import queries_in_parallel
 from perfpipe.app.results import round_or_none
 from perfpipe.app.rollup import Bucket, RolledRun, summed, time_range
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 EVENTS_MEASUREMENT, TARGET_STATS_MEASUREMENT = PERF_EVENTS.name, PERF_TARGET_STATS.name  # kept for importers
 # A bucket with fewer requests says nothing about the error rate or p95.

@@ -13,13 +13,15 @@ import logging
 import threading
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app import rollup
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.app.influx import influxdb_hook
-from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.model.plan import TestPlan
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
 

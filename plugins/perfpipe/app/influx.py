@@ -9,13 +9,16 @@ influxd). The password is registered with Airflow's log masker.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.config import settings
 from perfpipe.app.targets import mask_secret
-from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
+from perfpipe.core.hooks.influxdb_common import DEFAULT_CONN_ID, DEFAULT_PORT, InfluxSettings
 
-CONN_ID = InfluxDBHook.default_conn_name
+if TYPE_CHECKING:
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
+
+CONN_ID = DEFAULT_CONN_ID
 
 
 def influx_settings(conn_id: str = CONN_ID) -> InfluxSettings:
@@ -27,7 +30,7 @@ def influx_settings(conn_id: str = CONN_ID) -> InfluxSettings:
     if conn is not None:
         scheme = "https" if (conn.extra_dejson or {}).get("ssl") else "http"
         if conn.host:
-            url = f"{scheme}://{conn.host}:{conn.port or 8086}"
+            url = f"{scheme}://{conn.host}:{conn.port or DEFAULT_PORT}"
         database = conn.schema or database
         username, password = conn.login or username, conn.password or password
     if password:
@@ -37,6 +40,9 @@ def influx_settings(conn_id: str = CONN_ID) -> InfluxSettings:
 
 def influxdb_hook(timeout_s: float = 30, conn_id: str = CONN_ID) -> InfluxDBHook:
     """The hook every perfpipe task, gate and CLI command uses."""
+    # Here, not at the top: an Airflow hook imports Airflow (~4 s), which the CLI's pre-flight and `stop` skip.
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
+
     return InfluxDBHook(conn_id, settings=influx_settings(conn_id), timeout_s=timeout_s)
 
 

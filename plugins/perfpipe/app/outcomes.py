@@ -12,15 +12,17 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app import pipeline
 from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
 from perfpipe.app.measurements import PATH_SEPARATOR, PERF_PIPELINE
 from perfpipe.app.results import read_results
 from perfpipe.app.influx import influxdb_hook
-from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.model.plan import StageResult
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
 

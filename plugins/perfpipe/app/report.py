@@ -8,15 +8,17 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.influx import influxdb_hook
 from perfpipe.app.measurements import ANALYSIS_FIELDS
 from perfpipe.app import rollup
-from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.app.outcomes import read_conclusion, stage_results
 from perfpipe.app.report_paths import run_report_dir
 from perfpipe.core.model.plan import StageResult
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 REPORT_FILE = "pipeline-report.html"
 # (title, unit) of the charts, in order.

@@ -10,13 +10,16 @@ import json
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.measurements import (ANALYSIS_FIELDS, CHECKS, HTTP_REQ_DURATION, HTTP_REQ_FAILED, HTTP_REQS,
                                        METRIC_FIELDS, NO_EXIT_CODE, NO_SCORE, NUMERIC_RESULT_FIELDS, PERF_PIPELINE,
                                        PERF_RESULTS, VUS)
-from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.core.hooks.influxdb_common import queries_in_parallel
 from perfpipe.core.model.plan import PlannedCheck, StageResult
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 RESULTS_MEASUREMENT = PERF_RESULTS.name  # kept for importers; the schema is perfpipe.app.measurements
 

@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.measurements import HTTP_REQ_DURATION, HTTP_REQ_FAILED, HTTP_REQS, PERF_ROLLUP, PERF_ROLLUP_STATE, VUS
-from perfpipe.core.hooks.influxdb import InfluxDBHook, queries_in_parallel
+from perfpipe.core.hooks.influxdb_common import queries_in_parallel
 from perfpipe.app.results import reconcile, round_or_none
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
 

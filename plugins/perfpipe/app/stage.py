@@ -14,7 +14,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfpipe.app.analysis import analyse
 from perfpipe.app.config import build_plan, prometheus_output, settings
@@ -22,7 +22,6 @@ from perfpipe.app.pipeline import happy_path
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.app.gates import ABORTED, FAIL, INCONCLUSIVE, WARN, describe_failures, evaluate_gate
 from perfpipe.app.influx import influx_settings, influxdb_hook
-from perfpipe.core.hooks.influxdb import InfluxDBHook
 from perfpipe.core.k6.command import (BREAK_METRIC, EXIT_THRESHOLDS_FAILED, K6Invocation, build_invocation, k6_binary, script_for,
                                  write_run_config)
 from perfpipe.core.k6.runner import validate_script
@@ -34,6 +33,9 @@ from perfpipe.app.results import (baseline_values, collect_metrics, crossed_thre
                               read_results, store_result, summary_count)
 from perfpipe.app.rollup import complete_rollup
 from perfpipe.app.targets import check_target_safe, k6_blocked_networks, resolve_header_values, resolve_target
+
+if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
+    from perfpipe.core.hooks.influxdb import InfluxDBHook
 
 log = logging.getLogger(__name__)
 

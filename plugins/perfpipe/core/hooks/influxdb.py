@@ -8,46 +8,24 @@ Connection only when no URL is set explicitly) are put together by perfpipe.app.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
 from perfpipe.core.errors import InfrastructureError
-
-DEFAULT_PORT = 8086
-
-
-@dataclass(frozen=True)
-class InfluxSettings:
-    url: str
-    database: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @property
-    def write_url(self) -> str:
-        """The URL k6 writes to (credentials travel in K6_INFLUXDB_USERNAME/PASSWORD, not here)."""
-        return f"{self.url.rstrip('/')}/{self.database}"
-
-
-def settings_from_connection(conn: Any, default_database: str = "k6") -> InfluxSettings:
-    """InfluxSettings of an Airflow Connection: host/port (https when extra `ssl` is true), schema = database."""
-    scheme = "https" if (conn.extra_dejson or {}).get("ssl") else "http"
-    host = conn.host or "127.0.0.1"
-    return InfluxSettings(url=f"{scheme}://{host}:{conn.port or DEFAULT_PORT}",
-                          database=conn.schema or default_database, username=conn.login or None,
-                          password=conn.password or None)
-
+# Re-exported: the hook's settings and helpers live where importing them does not import Airflow (~4 s).
+from perfpipe.core.hooks.influxdb_common import (DEFAULT_CONN_ID, DEFAULT_PORT, InfluxSettings,  # noqa: F401
+                                                 queries_in_parallel, settings_from_connection)
 
 class InfluxDBHook(BaseHook):
     """Thin wrapper over influxdb.InfluxDBClient with perfpipe's error reporting."""
 
     conn_name_attr = "influxdb_conn_id"
-    default_conn_name = "perfpipe_influxdb"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "influxdb"
     hook_name = "InfluxDB 1.x (perfpipe)"
+    parallel_safe = True  # copy() gives an independent client: queries_in_parallel may run its queries side by side
 
     def __init__(self, influxdb_conn_id: str = default_conn_name, settings: InfluxSettings | None = None,
                  timeout_s: float = 30):
@@ -122,23 +100,3 @@ class InfluxDBHook(BaseHook):
             self.get_conn().query(statement, bind_params=params or {}, method="POST")
         except Exception as exc:
             raise InfrastructureError(f"InfluxDB statement failed ({self.settings.url}): {exc}") from None
-
-
-def queries_in_parallel(hook: InfluxDBHook, queries: list[str], params: dict[str, Any],
-                        method: str = "GET") -> list[list[dict]]:
-    """Each query's points, the queries run side by side (influxd scans each on its own core): a gate's
-    independent scans cost the slowest one, not their sum. One client per query: a client is not shared
-    across threads. method="POST" runs statements that write (SELECT ... INTO) and returns no points."""
-    from concurrent.futures import ThreadPoolExecutor  # only the parallel path needs threads
-
-    def run(client: InfluxDBHook, query: str) -> list[dict]:
-        if method == "POST":
-            client.execute(query, params)
-            return []
-        return client.query(query, params)
-
-    if len(queries) < 2 or type(hook) is not InfluxDBHook:  # a test double: one at a time
-        return [run(hook, q) for q in queries]
-    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="influx-query") as pool:
-        futures = [pool.submit(run, hook.copy(), q) for q in queries]
-        return [f.result() for f in futures]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from perfpipe.core.errors import InfrastructureError
-from perfpipe.core.hooks.influxdb import InfluxSettings
+from perfpipe.core.hooks.influxdb_common import InfluxSettings
 from perfpipe.core.model.plan import TestPlan
 
 # k6's exit codes that perfpipe tells apart.

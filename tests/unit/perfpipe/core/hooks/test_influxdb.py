@@ -8,16 +8,12 @@ import pytest
 from airflow.sdk import BaseHook
 
 from perfpipe.core.errors import InfrastructureError
-from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings, queries_in_parallel, settings_from_connection
+from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
 
 def _conn(**fields):
     values = {"host": None, "port": None, "schema": None, "login": None, "password": None, "extra_dejson": {}}
     return SimpleNamespace(**{**values, **fields})
-
-
-def test_influx_password_not_in_repr():
-    assert "hunter2" not in repr(InfluxSettings(url="http://127.0.0.1:8086", database="k6", password="hunter2"))
 
 
 def test_the_hook_is_shaped_like_a_provider_hook():
@@ -54,10 +50,6 @@ def test_settings_come_from_the_named_connection(monkeypatch):
     assert looked_up == ["influx_prod"]  # once
 
 
-def test_connection_defaults():
-    assert settings_from_connection(_conn()) == InfluxSettings("http://127.0.0.1:8086", "k6")
-
-
 def test_a_missing_connection_is_an_infrastructure_error(monkeypatch):
     def missing(conn_id):
         raise LookupError(f"The conn_id `{conn_id}` isn't defined")
@@ -73,10 +65,3 @@ def test_copy_keeps_the_settings_with_a_client_of_its_own():
     copy = hook.copy()
     assert (copy.influxdb_conn_id, copy.settings, copy.timeout_s) == ("c", hook.settings, 7)
     assert copy is not hook and copy._client is None
-
-
-def test_queries_in_parallel_answer_in_order(monkeypatch):
-    answers = {"a": [{"v": 1}], "b": [{"v": 2}]}
-    monkeypatch.setattr(InfluxDBHook, "query", lambda self, query, params=None: answers[query])
-    hook = InfluxDBHook(settings=InfluxSettings("http://127.0.0.1:1", "k6"))
-    assert queries_in_parallel(hook, ["b", "a"], {}) == [[{"v": 2}], [{"v": 1}]]

@@ -76,3 +76,10 @@ def test_the_command_line_configures_airflow_before_airflow_reads_its_settings(t
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
                           check=True)
     assert done.stdout.split() == [str(PROJECT_ROOT / "dags"), "True"]
+
+
+def test_the_command_line_does_not_import_airflow_until_a_command_needs_it():
+    # Importing Airflow costs ~4 s: the pre-flight's refusals and `stop` answer without it.
+    code = "import sys, perfpipe.entry.cli; assert 'airflow' not in sys.modules, sorted(m for m in sys.modules " \
+           "if m.startswith('airflow'))[:5]"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
