@@ -141,6 +141,20 @@ def refuse_runtime_chaos(raw: Any, field: str) -> None:
                             "with chaos_scenario (CLI: --scenario); nothing was run")
 
 
+def check_configured_chaos(target_name: str, spec: dict[str, Any]) -> None:
+    """At fault time, before k6 starts: every component a plan would fault is, exactly, one the configured target
+    `target_name` declares in config/targets.yaml. A plan reaches the run task as data (XCom), not from the config:
+    whatever it was made from, it cannot bring a command, container or control URL of its own."""
+    configured = configured_targets().get(target_name)
+    chaos = configured.get("chaos") if isinstance(configured, dict) else None
+    declared = chaos.get("components") if isinstance(chaos, dict) else None
+    for name, component in (spec.get("components") or {}).items():
+        if not isinstance(declared, dict) or declared.get(name) != component:
+            raise InputError(f"targets.{target_name}.chaos.components.{name}",
+                             "the plan's chaos component is not the one declared in config/targets.yaml of the "
+                             "deployment; no fault was injected and no load sent")
+
+
 def _first_effect_key(value: Any, field: str) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
