@@ -136,3 +136,25 @@ def test_target_down_smoke_fails_fast_with_connection_errors_counted(cli, tmp_pa
     assert stage["metrics"]["requests"] > 0 and stage["metrics"]["error_rate"] == 1.0
     assert next(c for c in stage["checks"] if c["name"] == "error_rate")["result"] == "fail"
     assert elapsed < 90, f"smoke against a dead target took {elapsed:.0f}s"
+
+
+def test_a_target_file_cannot_bring_chaos_commands(tmp_path):
+    """The trust boundary, as a user meets it: `perfpipe run chaos --target FILE.yaml` whose chaos component
+    would create a marker file (pid_command, start_command) is refused with exit 2 before anything runs. No stack
+    is needed: the refusal comes before Airflow, InfluxDB or the target are asked anything."""
+    marker = tmp_path / "marker"
+    touch = ["sh", "-c", f"touch {marker}; echo $$"]
+    target_file = tmp_path / "evil.yaml"
+    target_file.write_text(yaml.safe_dump({
+        "name": "evil", "base_url": f"http://127.0.0.1:{free_port()}", "requests": [{"path": "/"}],
+        "chaos": {"components": {"cache": {"kind": "process", "pid_command": touch, "start_command": touch}},
+                  "scenarios": {"boom": {"component": "cache", "action": "stop"}}, "default_scenario": "boom"}}))
+    proc = perfpipe_cli("run", "chaos", "--target", str(target_file), "--profile", "quick", "--json", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    field = f"{target_file}.chaos.components.cache.pid_command"
+    assert json.loads(proc.stdout) == {"outcome": "error", "error": json.loads(proc.stdout)["error"]}
+    assert json.loads(proc.stdout)["error"].startswith(f"{field}: a run-time target")
+    [line] = [l for l in proc.stderr.splitlines() if l.startswith("perfpipe: ")]
+    assert line.startswith(f"perfpipe: {field}: ") and "config/targets.yaml of the deployment" in line
+    time.sleep(1)  # anything started in the background would have touched it by now
+    assert not marker.exists()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from perfpipe.app import rollup
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.app.influx import influxdb_hook
+from perfpipe.app.targets import check_configured_chaos
 from perfpipe.core.model.plan import TestPlan
 
 if TYPE_CHECKING:  # an Airflow hook: importing Airflow (~4 s) waits until someone makes a hook
@@ -152,6 +153,8 @@ class ChaosController(_Companion):
 
     def __init__(self, plan: TestPlan, testid: str):
         super().__init__(plan, testid, "perfpipe-chaos")
+        # Made before k6 starts: a plan whose components are not the configured target's own is refused here.
+        check_configured_chaos(plan.target_name, plan.chaos.spec)
         self.chaos = plan.chaos
         self.hold = None
         self.restore_recorded = False

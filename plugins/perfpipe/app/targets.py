@@ -2,6 +2,12 @@
 
 A target is a name in config/targets.yaml, a path to a YAML file of the same shape, or an inline mapping (Params).
 Header values that are secrets are references ({env: VAR} or {connection: CONN_ID}) resolved only at run time.
+
+The trust boundary: a configured target (config/targets.yaml of the deployment) is trusted; a run-time target (the
+`inline_target` Param, a target file named by the `target` Param or `perfpipe run --target FILE.yaml`) is not.
+Only a trusted target may carry a `chaos:` block, whose components name commands perfpipe runs, the processes it
+signals, containers and control URLs: a run-time target with one is refused before any load. Which is which is
+the `trusted` argument of validate_target, set only by resolve_target for a name found in configured_targets().
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def configured_targets() -> dict[str, Any]:
 def resolve_target(spec: str | dict) -> dict[str, Any]:
     """A target name, YAML path or inline mapping -> a validated target (header values still references)."""
     if isinstance(spec, dict):
-        return validate_target(spec, spec.get("name") or "inline", "target")
+        return validate_target(spec, spec.get("name") or "inline", "target", trusted=False)
     if not isinstance(spec, str) or not spec.strip():
         raise InputError("target", "give a configured target name, a path to a target YAML file, or a mapping")
     spec = spec.strip()
@@ -59,7 +65,7 @@ def resolve_target(spec: str | dict) -> dict[str, Any]:
     if spec not in targets:
         known = ", ".join(sorted(targets)) or "none configured"
         raise InputError("target", f"unknown target {spec!r} (known: {known}; or pass a path to a YAML file)")
-    return validate_target(targets[spec], spec, f"targets.{spec}")
+    return validate_target(targets[spec], spec, f"targets.{spec}", trusted=True)
 
 
 def _target_from_file(path: Path) -> dict[str, Any]:
@@ -74,15 +80,20 @@ def _target_from_file(path: Path) -> dict[str, Any]:
         if len(data["targets"]) != 1:
             raise InputError("target", f"{path} must define exactly one target under 'targets:'")
         (name, body), = data["targets"].items()
-        return validate_target(body, name, f"{path}:targets.{name}")
+        return validate_target(body, name, f"{path}:targets.{name}", trusted=False)
     if not isinstance(data, dict):
         raise InputError("target", f"{path} must be a mapping with base_url and requests or script")
-    return validate_target(data, data.get("name") or path.stem, str(path))
+    return validate_target(data, data.get("name") or path.stem, str(path), trusted=False)
 
 
-def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
+def validate_target(raw: Any, name: str, field: str, *, trusted: bool = False) -> dict[str, Any]:
     """A target document -> the plan's target (plain data). The document's own rules are the model's
-    (perfpipe.core.model.target, every problem at once); what needs files and the other config is checked here."""
+    (perfpipe.core.model.target, every problem at once); what needs files and the other config is checked here.
+
+    `trusted`: the document is a configured target (config/targets.yaml of the deployment); only then may it declare
+    chaos components (commands, containers, control URLs). Untrusted (the default) is refused any `chaos:` block."""
+    if not trusted:
+        refuse_runtime_chaos(raw, field)
     model = validate_target_document(raw, field)
     if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
         raise InputError(f"{field}.name", f"use letters, digits, '-', '_' or '.' (1-64), got {name!r}")
@@ -109,6 +120,55 @@ def validate_target(raw: Any, name: str, field: str) -> dict[str, Any]:
     if model.chaos is not None:
         target["chaos"] = _validate_chaos(model.chaos, target["name"], f"{field}.chaos")
     return target
+
+
+# What a chaos block may make perfpipe run, signal or call: never accepted from a run-time target.
+_CHAOS_EFFECT_KEYS = ("pid_command", "start_command", "stop_command", "pid", "container", "control_url")
+
+
+def refuse_runtime_chaos(raw: Any, field: str) -> None:
+    """A run-time target with a `chaos:` block -> InputError naming the field (the first command, pid, container or
+    control URL in it, else its components, else the block): chaos components are declared by the deployment only."""
+    if not isinstance(raw, dict) or raw.get("chaos") is None:  # `chaos: null` says there is none
+        return
+    chaos = raw["chaos"]
+    where = _first_effect_key(chaos, f"{field}.chaos")
+    if where is None:
+        where = f"{field}.chaos.components" if isinstance(chaos, dict) and "components" in chaos else f"{field}.chaos"
+    raise InputError(where, "a run-time target (the inline_target Param or a target file) may not declare chaos "
+                            "components, commands, pids, containers or control URLs: declare them on a target in "
+                            "config/targets.yaml of the deployment and run that target by name, choosing a scenario "
+                            "with chaos_scenario (CLI: --scenario); nothing was run")
+
+
+def check_configured_chaos(target_name: str, spec: dict[str, Any]) -> None:
+    """At fault time, before k6 starts: every component a plan would fault is, exactly, one the configured target
+    `target_name` declares in config/targets.yaml. A plan reaches the run task as data (XCom), not from the config:
+    whatever it was made from, it cannot bring a command, container or control URL of its own."""
+    configured = configured_targets().get(target_name)
+    chaos = configured.get("chaos") if isinstance(configured, dict) else None
+    declared = chaos.get("components") if isinstance(chaos, dict) else None
+    for name, component in (spec.get("components") or {}).items():
+        if not isinstance(declared, dict) or declared.get(name) != component:
+            raise InputError(f"targets.{target_name}.chaos.components.{name}",
+                             "the plan's chaos component is not the one declared in config/targets.yaml of the "
+                             "deployment; no fault was injected and no load sent")
+
+
+def _first_effect_key(value: Any, field: str) -> str | None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _CHAOS_EFFECT_KEYS:
+                return f"{field}.{key}"
+            found = _first_effect_key(item, f"{field}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _first_effect_key(item, f"{field}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def _plan_requests(requests: list[Request], field: str) -> list[dict[str, Any]]:

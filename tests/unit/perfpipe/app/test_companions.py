@@ -213,3 +213,37 @@ def test_an_error_inside_the_controller_is_recorded_and_still_restores(chaos_pla
     controller.run()  # does not raise: the k6 run goes on
     assert _events(controller) == ["inject", "error", "restore"]
     assert json.dumps(controller.hook.writes)  # every point is plain data
+
+
+# --- the trust boundary at fault time: a plan arrives as data (XCom); its components must be the configured ones
+
+def _tampered(plan, **component):
+    data = plan.to_json_data()
+    data["chaos"]["spec"]["components"][data["chaos"]["component"]].update(component)
+    return type(plan).from_json_data(data)
+
+
+@pytest.mark.parametrize("component", [{"pid_command": ["touch", "/tmp/perfpipe-no"]},
+                                       {"start_command": ["sh", "-c", "id"]}, {"start_timeout_s": 1}],
+                         ids=["pid_command", "start_command", "start_timeout_s"])
+def test_a_plan_whose_chaos_component_is_not_the_configured_one_is_refused_before_k6(chaos_plan, component):
+    from perfpipe.core.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        companions.RunCompanions(_tampered(chaos_plan, **component), "t1")
+    assert exc.value.field == "targets.demo.chaos.components.cache"
+    assert "not the one declared in config/targets.yaml" in str(exc.value)
+    assert FakeHold.started == []
+
+
+def test_a_plan_with_chaos_for_a_target_that_is_not_configured_is_refused(chaos_plan):
+    from perfpipe.core.errors import InputError
+
+    renamed = chaos_plan.model_copy(update={"target": {**chaos_plan.target, "name": "inline"}})
+    with pytest.raises(InputError, match=r"^targets\.inline\.chaos\.components\.cache: "):
+        companions.RunCompanions(renamed, "t1")
+
+
+def test_the_configured_targets_plan_passes_through_xcom_unchanged(chaos_plan):
+    workers = companions.RunCompanions(type(chaos_plan).from_json_data(chaos_plan.to_json_data()), "t1").workers
+    assert "ChaosController" in [type(w).__name__ for w in workers]

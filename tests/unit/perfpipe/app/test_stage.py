@@ -109,6 +109,35 @@ def test_check_params_refuses_what_the_k6_scripts_no_longer_judge(preflight, tes
     assert calls == []
 
 
+# The trust boundary: a run's params never bring chaos components (commands, pids, control URLs) of their own.
+RUNTIME_CHAOS = {"components": {"cache": {"kind": "process", "pid_command": ["touch", "/tmp/perfpipe-no"],
+                                          "start_command": ["true"]}},
+                 "scenarios": {"s": {"component": "cache", "action": "stop"}}, "default_scenario": "s"}
+
+
+@pytest.mark.parametrize("test_type", ["chaos", "smoke"])
+def test_check_params_and_the_validate_task_refuse_an_inline_targets_chaos(preflight, test_type):
+    calls, _ = preflight
+    params = {"target": "demo", "inline_target": {**INLINE, "chaos": RUNTIME_CHAOS}, "profile": "quick",
+              "chaos_scenario": "s"}
+    for check in (lambda: stage.check_params(test_type, params),  # the REST API's trigger check
+                  lambda: stage.prepare_run(["smoke", "load", "stress", "spike", "chaos"], params),  # validate
+                  lambda: stage.prepare_plan(test_type, params)):  # a later stage's validate
+        with pytest.raises(InputError) as exc:
+            check()
+        assert exc.value.field == "target.chaos.components.cache.pid_command"
+        assert "config/targets.yaml of the deployment" in str(exc.value)
+    assert calls == []  # refused before InfluxDB or k6
+
+
+def test_a_configured_targets_chaos_still_reaches_the_plan(preflight):
+    plan = stage.prepare_plan("chaos", {"target": "demo", "profile": "quick", "chaos_scenario": "cache_failure"},
+                              check_influx=False)
+    component = plan.chaos.spec["components"][plan.chaos.component]
+    assert plan.chaos.scenario == "cache_failure" and component["kind"] == "process"
+    assert component["pid_command"] and component["start_command"]  # from config/targets.yaml
+
+
 def test_prepare_plan_checks_influxdb_then_inspects_the_script_with_its_run_config(preflight):
     calls, _ = preflight
     plan = stage.prepare_plan("smoke", {"inline_target": INLINE, "profile": "quick"})

@@ -186,6 +186,19 @@ CASES = [
      lambda u, t: {"inline_target": inline(u, gates={"smoke": {"p95_ms": {"op": "<", "threshold": 100,
                                                                          "warn": 200}}})}, {},
      "target.gates.smoke.p95_ms.warn"),
+    # --- the trust boundary: chaos components come only from config/targets.yaml
+    ("inline target with a chaos pid_command", "chaos",
+     lambda u, t: {"inline_target": inline(u, chaos={"components": {"cache": {
+         "kind": "process", "pid_command": ["touch", str(t / "marker")], "start_command": ["true"]}},
+         "scenarios": {"s": {"component": "cache", "action": "stop"}}, "default_scenario": "s"})}, {},
+     "target.chaos.components.cache.pid_command"),
+    ("inline target with a chaos control_url", "chaos",
+     lambda u, t: {"inline_target": inline(u, chaos={"components": {"link": {
+         "kind": "proxy", "control_url": "http://127.0.0.1:8091"}}})}, {}, "target.chaos.components.link.control_url"),
+    ("target file with a chaos start_command", "chaos",
+     lambda u, t: {"target": write_yaml(t, "chaos.yaml", inline(u, chaos={"components": {"cache": {
+         "kind": "process", "start_command": ["touch", str(t / "marker")]}}}))}, {},
+     "*/chaos.yaml.chaos.components.cache.start_command"),
     # --- scripts
     ("script with a syntax error", "smoke",
      lambda u, t: {"inline_target": {"name": "s", "base_url": u, "script": write_text(t, "broken.js",

@@ -472,3 +472,84 @@ def test_hostname_addresses_are_not_blocked():
                                                                     ["10.1.2.3"])]
     assert not any(ipaddress.ip_address("10.1.2.3") in n for n in blocked if n.version == 4)
     assert any(ipaddress.ip_address("10.1.2.4") in n for n in blocked if n.version == 4)
+
+
+# ---------------------------------------------------------------------------------------------- the trust boundary
+# Chaos components (commands perfpipe runs, pids it signals, containers, control URLs) come only from the
+# deployment's config/targets.yaml: a run-time target (inline mapping or target file) carrying any is refused.
+
+TOUCH = ["touch", "/tmp/perfpipe-must-not-exist"]
+RUNTIME_CHAOS = [  # (id, chaos block, field after '<target>.chaos.')
+    ("pid_command", {"components": {"cache": {"kind": "process", "pid_command": TOUCH}},
+                     "scenarios": {"s": {"component": "cache", "action": "stop"}}}, "components.cache.pid_command"),
+    ("start_command", {"components": {"cache": {"kind": "process", "start_command": TOUCH}}},
+     "components.cache.start_command"),
+    ("stop_command", {"components": {"cache": {"kind": "process", "stop_command": TOUCH}}},
+     "components.cache.stop_command"),
+    ("pid", {"components": {"cache": {"kind": "process", "pid": 1}}}, "components.cache.pid"),
+    ("container", {"components": {"api": {"kind": "docker", "container": "perfpipe-demo-api"}}},
+     "components.api.container"),
+    ("control_url", {"components": {"link": {"kind": "proxy", "control_url": "http://127.0.0.1:8091"}}},
+     "components.link.control_url"),
+    ("nested in a mapping", {"components": {"cache": {"kind": "process", "extra": {"deep": {"pid_command": TOUCH}}}}},
+     "components.cache.extra.deep.pid_command"),
+    ("nested in a list", {"components": [{"name": "cache", "start_command": TOUCH}]}, "components[0].start_command"),
+    ("outside components", {"scenarios": {"s": {"component": "cache", "action": "stop", "pid_command": TOUCH}}},
+     "scenarios.s.pid_command"),
+    ("components without a command", {"components": {"cache": {"kind": "process"}}}, "components"),
+    ("empty components", {"components": {}}, "components"),
+    ("scenarios only", {"scenarios": {"s": {"component": "cache", "action": "stop"}}, "default_scenario": "s"}, ""),
+    ("not a mapping", "pid_command", ""),
+]
+
+
+def _assert_runtime_chaos_refused(exc, field):
+    assert exc.field == field, str(exc)
+    assert str(exc).startswith(f"{field}: a run-time target (the inline_target Param or a target file) may not "
+                               "declare chaos components")
+    assert "config/targets.yaml of the deployment" in str(exc) and "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("chaos, where", [c[1:] for c in RUNTIME_CHAOS], ids=[c[0] for c in RUNTIME_CHAOS])
+def test_an_inline_target_with_chaos_is_refused_naming_the_field(chaos, where):
+    with pytest.raises(InputError) as exc:
+        resolve_target(_target(chaos=chaos))
+    _assert_runtime_chaos_refused(exc.value, "target.chaos" + (f".{where}" if where else ""))
+
+
+@pytest.mark.parametrize("chaos, where", [c[1:] for c in RUNTIME_CHAOS], ids=[c[0] for c in RUNTIME_CHAOS])
+def test_a_target_file_with_chaos_is_refused_naming_the_field(tmp_path, chaos, where):
+    import yaml
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump(_target(chaos=chaos)))
+    wrapped = tmp_path / "wrapped.yaml"
+    wrapped.write_text(yaml.safe_dump({"targets": {"demo": _target(chaos=chaos)}}))  # a configured name, still a file
+    suffix = "chaos" + (f".{where}" if where else "")
+    for path, field in ((bare, f"{bare}.{suffix}"), (wrapped, f"{wrapped}:targets.demo.{suffix}")):
+        with pytest.raises(InputError) as exc:
+            resolve_target(str(path))
+        _assert_runtime_chaos_refused(exc.value, field)
+
+
+def test_the_refusal_comes_before_the_documents_other_problems():
+    with pytest.raises(InputError) as exc:
+        resolve_target({"base_url": "ftp://nowhere", "chaos": RUNTIME_CHAOS[0][1]})
+    assert exc.value.field == "target.chaos.components.cache.pid_command"
+
+
+def test_a_run_time_target_without_chaos_or_with_chaos_null_is_accepted():
+    assert "chaos" not in resolve_target(_target())
+    assert "chaos" not in resolve_target(_target(chaos=None))
+
+
+def test_validate_target_is_untrusted_unless_told_and_only_a_configured_target_keeps_its_chaos():
+    chaos = {"components": {"cache": {"kind": "process", "pid_command": ["true"], "start_command": ["true"]}},
+             "scenarios": {"s": {"component": "cache", "action": "stop"}}}
+    with pytest.raises(InputError, match=r"^targets\.t\.chaos\.components\.cache\.pid_command: a run-time target"):
+        validate_target(_target(chaos=chaos), "t", "targets.t")
+    assert validate_target(_target(chaos=chaos), "t", "targets.t", trusted=True)["chaos"]["components"] == \
+        chaos["components"]
+    demo = resolve_target("demo")  # config/targets.yaml of the deployment: its components are kept
+    assert demo["chaos"]["components"]["cache"]["kind"] == "process"
+    assert demo["chaos"]["components"]["cache"]["pid_command"]

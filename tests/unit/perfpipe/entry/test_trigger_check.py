@@ -149,3 +149,42 @@ def test_the_plugin_registers_it_as_a_root_middleware_of_the_api_server():
     [entry] = perfpipe_plugin.PerfpipePlugin.fastapi_root_middlewares
     assert entry["middleware"] is TriggerCheckMiddleware and callable(entry["middleware"])
     assert (entry.get("args", []), entry.get("kwargs", {})) == ([], {}) and entry["name"]
+
+
+# The trust boundary: chaos components (commands, pids, control URLs) come only from config/targets.yaml.
+RUNTIME_CHAOS_TARGETS = [  # (id, inline_target, field)
+    ("pid_command", {"chaos": {"components": {"cache": {"kind": "process", "pid_command": ["touch", "/tmp/no"]}}}},
+     "target.chaos.components.cache.pid_command"),
+    ("start_command", {"chaos": {"components": {"cache": {"kind": "process", "start_command": ["sh", "-c", "id"]}}}},
+     "target.chaos.components.cache.start_command"),
+    ("stop_command", {"chaos": {"components": {"cache": {"kind": "process", "stop_command": ["reboot"]}}}},
+     "target.chaos.components.cache.stop_command"),
+    ("control_url", {"chaos": {"components": {"link": {"kind": "proxy", "control_url": "http://127.0.0.1:1"}}}},
+     "target.chaos.components.link.control_url"),
+    ("nested", {"chaos": {"components": {"cache": {"kind": "process", "x": [{"pid_command": ["id"]}]}}}},
+     "target.chaos.components.cache.x[0].pid_command"),
+]
+
+
+@pytest.mark.parametrize("dag_id", ["perf_chaos", "perf_pipeline", "perf_smoke"])
+@pytest.mark.parametrize("extra, field", [c[1:] for c in RUNTIME_CHAOS_TARGETS],
+                         ids=[c[0] for c in RUNTIME_CHAOS_TARGETS])
+def test_an_inline_target_with_chaos_components_is_refused_with_400(dag_id, extra, field):
+    inline = {"name": "mine", "base_url": "http://127.0.0.1:8090", "requests": [{"path": "/"}], **extra}
+    status, body = trigger(dag_id, {"inline_target": inline, "profile": "quick"})
+    assert_refused(status, body, f"{field}: a run-time target (the inline_target Param or a target file) may not "
+                                 "declare chaos components", "config/targets.yaml of the deployment")
+    assert "reached" not in body
+
+
+def test_a_target_file_with_chaos_named_by_the_target_param_is_refused_with_400(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text('base_url: http://127.0.0.1:8090\nrequests: [{path: /}]\n'
+                    'chaos: {components: {c: {kind: process, pid_command: [touch, /tmp/no]}}}\n')
+    assert_refused(*trigger("perf_chaos", {"target": str(path), "profile": "quick"}),
+                   f"{path}.chaos.components.c.pid_command: a run-time target")
+
+
+def test_a_configured_targets_chaos_scenario_is_let_through():
+    status, body = trigger("perf_chaos", {"target": "demo", "profile": "quick", "chaos_scenario": "cache_failure"})
+    assert status == 200 and body["reached"], body

@@ -64,3 +64,34 @@ def test_the_parser_refuses_unknown_test_types_and_profiles(capsys):
             _args(*argv)
         assert exited.value.code == 2
     assert _args("stop", "r1").dag_id == "perf_pipeline" and _args("stop", "r1").airflow_url is None
+
+
+CHAOS_FILES = [  # (id, the file's chaos block as YAML, field after '<file>.chaos.')
+    ("pid_command", "{components: {c: {kind: process, pid_command: [touch, MARKER], start_command: [true]}}, "
+                    "scenarios: {s: {component: c, action: stop}}, default_scenario: s}", "components.c.pid_command"),
+    ("start_command", "{components: {c: {kind: process, start_command: [touch, MARKER]}}}",
+     "components.c.start_command"),
+    ("stop_command", "{components: {c: {kind: process, stop_command: [touch, MARKER]}}}", "components.c.stop_command"),
+    ("control_url", "{components: {l: {kind: proxy, control_url: 'http://127.0.0.1:8091'}}}",
+     "components.l.control_url"),
+    ("nested", "{components: {c: {kind: process, more: {pid_command: [touch, MARKER]}}}}",
+     "components.c.more.pid_command"),
+]
+
+
+@pytest.mark.parametrize("chaos, where", [c[1:] for c in CHAOS_FILES], ids=[c[0] for c in CHAOS_FILES])
+def test_a_target_file_with_chaos_components_is_refused_naming_the_field(tmp_path, chaos, where):
+    path = tmp_path / "x.yaml"
+    marker = tmp_path / "marker"
+    path.write_text(f"base_url: http://127.0.0.1:9000\nrequests: [{{path: /}}]\n"
+                    f"chaos: {chaos.replace('MARKER', str(marker))}\n")
+    with pytest.raises(InputError) as exc:
+        params_from_args(_args("run", "chaos", "--target", str(path)))
+    assert exc.value.field == f"{path}.chaos.{where}"
+    assert "config/targets.yaml of the deployment" in str(exc.value)
+    assert not marker.exists()
+
+
+def test_a_configured_target_with_chaos_is_passed_by_name():
+    params = params_from_args(_args("run", "chaos", "--target", "demo", "--scenario", "cache_failure"))
+    assert params["target"] == "demo" and "inline_target" not in params

@@ -168,6 +168,20 @@ def test_bad_input_exits_2_with_one_json_error_before_any_run(out, capsys):
     assert capsys.readouterr().err.startswith("perfpipe: ")
 
 
+def test_a_target_file_with_chaos_components_exits_2_with_one_line_naming_the_field(out, capsys, tmp_path):
+    path = tmp_path / "x.yaml"
+    marker = tmp_path / "marker"
+    path.write_text("base_url: http://127.0.0.1:9000\nrequests: [{path: /}]\n"
+                    f"chaos: {{components: {{c: {{kind: process, pid_command: [touch, {marker}], "
+                    f"start_command: [touch, {marker}]}}}}, scenarios: {{s: {{component: c, action: stop}}}}}}\n")
+    assert cli.main(["run", "chaos", "--target", str(path), "--profile", "quick"]) == 2
+    assert out.getvalue() == ""
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"perfpipe: {path}.chaos.components.c.pid_command: a run-time target")
+    assert "config/targets.yaml of the deployment" in line
+    assert not marker.exists()
+
+
 def test_a_scenario_for_a_load_test_exits_2_without_json_noise(out):
     assert cli.main(["run", "load", "--target", "demo", "--scenario", "db_failure"]) == 2
     assert out.getvalue() == ""  # without --json the error goes to stderr only
