@@ -221,8 +221,9 @@ def main() -> int:
         command = "bench/overhead.py " + " ".join(sys.argv[1:])
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as out:
-            out.write(f"\n## Issue 12: overhead ({stamp})\n\n`.venv/bin/python {command}` — 2 shared cores, other "
-                      f"engineers' jobs running: noisy, variants interleaved.\n\n{table}\n")
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            out.write(f"\n## Issue 12: overhead ({stamp})\n\n`.venv/bin/python {command}` — {os.cpu_count()} cores, "
+                      f"load average at the end {load}; variants interleaved.\n\n{table}\n")
     return 0
 
 
