@@ -69,7 +69,6 @@ def resolve_target(spec: str | dict) -> dict[str, Any]:
 
 
 def _target_from_file(path: Path) -> dict[str, Any]:
-
     if not path.is_file():
         raise InputError("target", f"target file {str(path)!r} not found")
     try:
@@ -115,7 +114,6 @@ def validate_target(raw: Any, name: str, field: str, *, trusted: bool = False) -
     if model.required_capacity is not None:
         target["required_capacity"] = model.required_capacity.model_dump(exclude_none=True)
     if model.analysis is not None:
-
         target["analysis"] = validate_analysis(model.analysis, f"{field}.analysis")
     if model.chaos is not None:
         target["chaos"] = _validate_chaos(model.chaos, target["name"], f"{field}.chaos")
@@ -189,7 +187,6 @@ def _plan_requests(requests: list[Request], field: str) -> list[dict[str, Any]]:
 
 def _validate_chaos(chaos: Any, name: str, field: str) -> dict[str, Any]:
     """Components and scenarios a chaos test may fault (perfpipe.app.chaos); a scenario may carry its gate tolerance."""
-
     if not isinstance(chaos, dict) or not isinstance(chaos.get("scenarios"), dict):
         raise InputError(field, "expected {components: ..., scenarios: ..., default_scenario: ...}")
     tolerances = {}

@@ -50,7 +50,6 @@ def _sqlite_path() -> Path | None:
 
 
 def _db_revision(path: Path) -> str | None:
-
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
             rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()

@@ -79,7 +79,6 @@ class TestPlan(StrictModel):
 
 
 def _json(data: Any) -> str:
-
     return json.dumps(data)
 
 

@@ -30,7 +30,6 @@ CHECK_KEYS = ("name", "op", "threshold", "warn", "value", "result")
 class CliError(Exception):
     """Bad input or an error of the stack: `perfpipe: <message>` on stderr, exit 2."""
 
-
 def reserve_stdout() -> TextIO:
     """Keep stdout for the result alone: Airflow's logging (bound to fd 1) and k6 go to stderr instead."""
     sys.stdout.flush()
