@@ -59,6 +59,20 @@ def closed_key_patterns(schema: Any) -> Any:
     return schema
 
 
+# The dialect of every Param schema generated from the model. Airflow checks a Param's schema against its
+# metaschema on each resolve (jsonschema.validate), and serializing a DAG resolves every task's Params: hundreds of
+# times per `dag.test`. Draft 2020-12's metaschema ($dynamicRef) makes that check ~8x slower than draft-07's (50-68
+# ms against 5-7 ms per check of these schemas, measured). The generated schemas use draft-07 keywords only, with
+# their shared pieces under `definitions`; tests check both schemas against the draft-07 metaschema.
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+REF_TEMPLATE = "#/definitions/{model}"
+
+
+def param_schema(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """A generated schema as a Param schema: the dialect named, the shared pieces under `definitions`."""
+    return {"$schema": SCHEMA_DIALECT, **schema, **({"definitions": definitions} if definitions else {})}
+
+
 def known_keys(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
 

@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError
 
 from perfpipe import TEST_TYPES
-from perfpipe.core.model.base import (ADAPTER_CONFIG, DURATION_PART, END, Duration, FiniteNumber as Number, StrictModel,
-                                      problems, raise_problems)
+from perfpipe.core.model.base import (ADAPTER_CONFIG, DURATION_PART, END, REF_TEMPLATE, Duration,
+                                      FiniteNumber as Number, StrictModel, param_schema, problems, raise_problems)
 
 # A ceiling no profile or override may exceed, whatever the target says.
 HARD_MAX_VUS = 20_000
@@ -217,7 +217,7 @@ def overrides_json_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
 
     def schema_of(name: str, annotation: Any, description: str) -> dict[str, Any]:
-        schema = _adapter(name, annotation).json_schema()
+        schema = _adapter(name, annotation).json_schema(ref_template=REF_TEMPLATE)
         defs.update(schema.pop("$defs", {}))
         schema.pop("title", None)
         if description:
@@ -230,7 +230,7 @@ def overrides_json_schema() -> dict[str, Any]:
     for part in CHECK_PARTS:
         patterns[rf"^{scope}thresholds\.{check}\.{part}{END}"] = schema_of(
             f"part.{part}", _part_annotation(part), CheckOverride.model_fields[part].description or part)
-    return {
+    return param_schema({
         "type": "object",
         "title": "Overrides",
         "description": ("Per-run changes to the profile's load shape and the gate's checks. Keys: "
@@ -238,5 +238,4 @@ def overrides_json_schema() -> dict[str, Any]:
                         "E.g. {\"vus\": 10, \"duration\": \"30s\", \"thresholds.p95_ms\": 300}."),
         "patternProperties": patterns,
         "additionalProperties": False,
-        **({"$defs": defs} if defs else {}),
-    }
+    }, defs)

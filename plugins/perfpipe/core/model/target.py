@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 from perfpipe import TEST_TYPES
-from perfpipe.core.model.base import (END, FiniteNumber, NAME_PATTERN, StrictModel, closed_key_patterns,
-                                      problems, raise_problems)
+from perfpipe.core.model.base import (END, FiniteNumber, NAME_PATTERN, REF_TEMPLATE, StrictModel,
+                                      closed_key_patterns, param_schema, problems, raise_problems)
 from perfpipe.core.model.overrides import HARD_MAX_VUS
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -141,7 +141,7 @@ def validate_target_document(raw: Any, field: str) -> Target:
 
 def inline_target_json_schema() -> dict[str, Any]:
     """The Target model as the `inline_target` Param's JSON schema (the form, the REST API)."""
-    schema = closed_key_patterns(_TARGET.json_schema())
+    schema = closed_key_patterns(_TARGET.json_schema(ref_template=REF_TEMPLATE))
     defs = schema.pop("$defs", {})
     schema.pop("title", None)
     # The one rule JSON schema says as its own keywords: exactly one of requests or script, neither null.
@@ -149,6 +149,6 @@ def inline_target_json_schema() -> dict[str, Any]:
                        {"required": ["script"], "not": {"required": ["requests"]}}]
     for key in ("requests", "script"):
         schema["properties"][key].pop("default", None)
-    return {"anyOf": [{"type": "null"}, schema],
-            "description": "An inline target (same shape as an entry of config/targets.yaml); overrides `target`.",
-            **({"$defs": defs} if defs else {})}
+    return param_schema({"anyOf": [{"type": "null"}, schema],
+                         "description": "An inline target (same shape as an entry of config/targets.yaml); "
+                                        "overrides `target`."}, defs)

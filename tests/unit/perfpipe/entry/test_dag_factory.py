@@ -9,7 +9,7 @@ from perfpipe import TEST_TYPES
 from perfpipe.app.config import apply_overrides, build_plan
 from perfpipe.core.errors import InputError
 from perfpipe.core.model.overrides import validate_overrides
-from perfpipe.entry.dag_factory import OVERRIDES_SCHEMA, execution_timeout
+from perfpipe.entry.dag_factory import OVERRIDES_SCHEMA, TARGET_OBJECT_SCHEMA, execution_timeout
 from perfpipe.app.config import run_timeout_s
 
 
@@ -19,8 +19,11 @@ def _errors(value):
     return [e.message for e in validator.iter_errors(value)]
 
 
-def test_schema_itself_is_valid():
-    jsonschema.validators.validator_for(OVERRIDES_SCHEMA).check_schema(OVERRIDES_SCHEMA)
+@pytest.mark.parametrize("schema", [OVERRIDES_SCHEMA, TARGET_OBJECT_SCHEMA], ids=["overrides", "inline_target"])
+def test_the_big_param_schemas_are_draft_07(schema):
+    # Airflow checks them against their metaschema on every resolve: draft-07's check is the cheap one.
+    assert jsonschema.validators.validator_for(schema) is jsonschema.Draft7Validator
+    jsonschema.Draft7Validator.check_schema(schema)
 
 
 def test_schema_accepts_documented_overrides():

@@ -125,3 +125,20 @@ def test_no_pydantic_phrasing_or_links_reach_the_user():
 ])
 def test_a_refused_value_is_shown_without_its_secrets(value, parts, expected):
     assert shown(value, parts) == expected
+
+
+def test_param_schema_names_draft_07_and_keeps_shared_pieces_where_its_refs_point():
+    import jsonschema
+    from perfpipe.core.model.base import REF_TEMPLATE, SCHEMA_DIALECT, param_schema
+
+    inner = TypeAdapter(Outer).json_schema(ref_template=REF_TEMPLATE)
+    schema = param_schema({"anyOf": [{"type": "null"}, {k: v for k, v in inner.items() if k != "$defs"}]},
+                          inner["$defs"])
+    assert schema["$schema"] == SCHEMA_DIALECT
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert isinstance(validator, jsonschema.Draft7Validator)
+    # The $ref into `definitions` resolves: the nested model's rule is applied, not skipped.
+    assert validator.is_valid({**GOOD, "inner": {"depth": 2}})
+    assert not validator.is_valid({**GOOD, "inner": {"depth": 9}})
+    assert param_schema({"type": "object"}, {}) == {"$schema": SCHEMA_DIALECT, "type": "object"}
