@@ -83,3 +83,28 @@ def test_the_command_line_does_not_import_airflow_until_a_command_needs_it():
     code = "import sys, perfpipe.entry.cli; assert 'airflow' not in sys.modules, sorted(m for m in sys.modules " \
            "if m.startswith('airflow'))[:5]"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_local_run_bundles_only_its_own_dag_file(tmp_path, monkeypatch):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "perf_smoke.py").write_text("# the smoke DAG\n")
+    (dags / "perf_load.py").write_text("# another DAG\n")
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(local.BUNDLES_ENV, raising=False)
+
+    link = local.one_dag_bundle(dags, "perf_smoke")
+    [bundle] = json.loads(os.environ[local.BUNDLES_ENV])
+    assert bundle["name"] == "dags-folder"  # Airflow's default bundle: the rows already in the database are its
+    assert sorted(p.name for p in link.parent.iterdir()) == ["perf_smoke.py"]
+    assert bundle["kwargs"]["path"] == str(link.parent)
+    assert link.read_text() == "# the smoke DAG\n"
+    # A later run in the same process bundles its own DAG; a user's own bundle configuration is left as it is.
+    load = local.one_dag_bundle(dags, "perf_load")
+    assert json.loads(os.environ[local.BUNDLES_ENV])[0]["kwargs"]["path"] == str(load.parent)
+    assert local.one_dag_bundle(dags, "perf_smoke") == link
+    monkeypatch.setenv(local.BUNDLES_ENV, "[]")
+    assert local.one_dag_bundle(dags, "perf_load") is None
+    assert os.environ[local.BUNDLES_ENV] == "[]"
+    monkeypatch.delenv(local.BUNDLES_ENV)
+    assert local.one_dag_bundle(dags, "perf_nothing") is None and local.BUNDLES_ENV not in os.environ
