@@ -267,6 +267,7 @@ export function compileRunConfig(cfg, testType, targetHeaders) {
 
   return {
     testType: testType,
+    baseUrl: cfg.target.base_url, // the origin redirects may be followed within (perfpipe.js followRedirects)
     stopAtBreak: stopAtBreak,
     // A string: k6 writes the consolidated options back into every VU's exported `options`
     // object, so each VU needs its own mutable (not SharedArray-frozen) copy.

@@ -12,10 +12,9 @@ import json
 import logging
 import threading
 import time
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from perfpipe.app import rollup
+from perfpipe.app import egress, rollup
 from perfpipe.app.measurements import PERF_EVENTS, PERF_TARGET_STATS, TARGET, TEST_TYPE, TESTID, VUS
 from perfpipe.app.influx import influxdb_hook
 from perfpipe.app.targets import check_configured_chaos
@@ -74,8 +73,9 @@ class MemorySampler(_Companion):
         super().__init__(plan, testid, "perfpipe-memory-sampler")
         self.url = plan.target["base_url"] + plan.target["metrics_url"]
         self.interval_s = min(10.0, max(1.0, plan.expected_duration_s / 60))
-        # The target passed the allowlist; no proxy from the environment may redirect the request elsewhere.
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # Checked (and resolved) once, before k6 starts; every sample goes to that address and no redirect is
+        # followed: an answer can never send the sampler to a host or port the allowlist does not name.
+        self.destination = egress.checked_destination(self.url, "target.metrics_url")
         self.samples = 0
 
     def run(self) -> None:
@@ -83,8 +83,11 @@ class MemorySampler(_Companion):
         failures = 0
         while not self.stopping.is_set():
             try:
-                with self.opener.open(self.url, timeout=2) as response:
-                    rss = float(json.loads(response.read(1 << 20))["rss_bytes"])
+                reply = egress.send(self.destination, timeout=2)
+                if reply.status != 200:
+                    raise egress.EgressError(f"HTTP {reply.status}" + (
+                        f" redirect to {reply.headers.get('location')!r}, not followed" if reply.redirect else ""))
+                rss = float(json.loads(reply.body)["rss_bytes"])
                 hook.write([{"measurement": PERF_TARGET_STATS.name, "tags": self.tags,
                              "time": int(time.time() * 1000), "fields": {"rss_mb": rss / 2**20}}])
                 self.samples += 1

@@ -267,8 +267,26 @@ def _resolve_script(script: Any, field: str) -> Path:
                                                                  Path.cwd() / script]
     for candidate in candidates:
         if candidate.is_file():
+            _refuse_browser(candidate, field)
             return candidate.resolve()
     raise InputError(field, f"script {script!r} not found")
+
+
+# k6's browser module: a page's own requests and WebSockets are Chromium's, outside k6's --blacklist-ip.
+_BROWSER_MODULE_RE = re.compile(r"""['"`]k6/(?:experimental/)?browser['"`]""")
+
+
+def _refuse_browser(path: Path, field: str) -> None:
+    """A script naming k6's browser module is refused. A name computed at run time passes this reading, so k6 is
+    also started with no browser to launch (perfpipe.core.k6.command NO_BROWSER)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(field, f"cannot read script {str(path)!r}: {exc}") from None
+    if _BROWSER_MODULE_RE.search(text):
+        raise InputError(field, "the script uses k6's browser module (k6/browser): a browser's page requests and "
+                                "WebSockets are not confined to the allowlist, so perfpipe does not run it; use "
+                                "k6/http or k6/ws, which k6 keeps inside the allowlist")
 
 
 def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
@@ -384,7 +402,7 @@ def _parse_allowlist(allowlist: list[str]) -> tuple[list[Network], set[str]]:
     return [e.network for e in entries if e.network is not None], {e.hostname for e in entries if e.hostname}
 
 
-def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _resolve(host: str, field: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -392,7 +410,7 @@ def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise InputError("target.base_url", f"cannot resolve host {host!r}: {exc}") from None
+        raise InputError(field, f"cannot resolve host {host!r}: {exc}") from None
     return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
 
 
@@ -402,7 +420,7 @@ def url_host_port(base_url: str) -> tuple[str, int]:
     return host, parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def check_target_allowed(base_url: str, allowlist: list[str]) -> list[str]:
+def check_target_allowed(base_url: str, allowlist: list[str], field: str = "target.base_url") -> list[str]:
     """Refuse a target whose host and port are not allowed; returns the addresses the host resolves to.
 
     A host is allowed when it is named in the allowlist, or when every address it resolves to lies inside an
@@ -411,7 +429,7 @@ def check_target_allowed(base_url: str, allowlist: list[str]) -> list[str]:
     """
     host, port = url_host_port(base_url)
     entries = parse_allowlist(allowlist)
-    addresses = _resolve(host)
+    addresses = _resolve(host, field)
     if any(e.hostname == host and e.allows_port(port) for e in entries):
         return [str(a) for a in addresses]
 
@@ -426,7 +444,7 @@ def check_target_allowed(base_url: str, allowlist: list[str]) -> list[str]:
         what = (f"port {port} of host {host!r} is not in the allowlist" if host_known else
                 f"host {host!r} ({', '.join(map(str, outside or addresses))}) is not in the allowlist")
         raise TargetNotAllowedError(
-            "target.base_url",
+            field,
             f"{what} ({', '.join(allowlist)}); no request was sent. Add it to 'allowlist' in config/perfpipe.yaml "
             f"only if you own it.")
     return [str(a) for a in addresses]
@@ -441,7 +459,25 @@ def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]
     """Every target check that needs the network view, before any request: the allowlist (host and port), and
     `production: true` on any target that is not on this machine's loopback, even an allowlisted one."""
     addresses = check_target_allowed(target["base_url"], allowlist)
+    # perfpipe's own calls go through perfpipe.app.egress, which checks them again when made; here so that a
+    # control URL outside the allowlist is refused before any load rather than in the middle of a chaos run.
+    for name, component in ((target.get("chaos") or {}).get("components") or {}).items():
+        if isinstance(component, dict) and component.get("control_url"):
+            check_target_allowed(component["control_url"], allowlist,
+                                 f"targets.{target['name']}.chaos.components.{name}.control_url")
     host, _ = url_host_port(target["base_url"])
+    if (urlsplit(target["base_url"]).hostname or "").endswith("."):
+        raise TargetNotAllowedError("target.base_url", f"write the host {host!r} without its trailing '.': k6 pins "
+                                                       "the target's name to its checked address and cannot pin a "
+                                                       "name ending in '.' (it would ask DNS itself); no request "
+                                                       "was sent")
+    if target.get("script") and not _any_port_allowed(host, addresses, parse_allowlist(allowlist)):
+        # k6 blocks addresses, not ports: a script of its own could reach every port of an allowed address.
+        raise TargetNotAllowedError(
+            "target.script", f"the allowlist names only some ports of {host!r} ({', '.join(allowlist)}): k6 can "
+                             "confine a custom script to addresses but not to ports, so only the bundled scripts "
+                             "(requests:) run there; allow the address on any port to run a script; no request "
+                             "was sent")
     if not is_loopback_host(host, addresses) and target.get("production") is not True:
         # A configured target is fixed in targets.yaml; an inline or file target in the `target` it came from.
         field = f"targets.{target['name']}" if target["name"] in configured_targets() else "target"
@@ -450,6 +486,15 @@ def check_target_safe(target: dict[str, Any], allowlist: list[str]) -> list[str]
             f"host {host!r} ({', '.join(addresses)}) is not loopback: set `production: true` on the target to "
             f"confirm load may be sent there; no request was sent")
     return addresses
+
+def _any_port_allowed(host: str, addresses: list[str], entries: list[AllowEntry]) -> bool:
+    """The host is allowed on every port: named by an any-port entry, or each address in an any-port network."""
+    if any(e.hostname == host and e.ports == ANY_PORT for e in entries):
+        return True
+    return all(any(e.network is not None and e.ports == ANY_PORT and ipaddress.ip_address(a).version
+                   == e.network.version and ipaddress.ip_address(a) in e.network for e in entries)
+               for a in addresses)
+
 
 def k6_blocked_networks(allowlist: list[str], allowed_addresses: list[str]) -> list[str]:
     """Every network outside the allowlist, for k6 --blacklist-ip: a user's script cannot escape it either."""

@@ -18,14 +18,13 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from perfpipe.app import egress
 from perfpipe.app.chaos.spec import ComponentSpec, ScenarioSpec, is_loopback_host
-from perfpipe.core.errors import InfrastructureError
+from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.core.paths import PROJECT_ROOT
 
 STOP_GRACE_S = 5.0  # SIGTERM -> SIGKILL
@@ -362,9 +361,6 @@ class DockerInjector(Injector):
 
 # --- fault proxy -------------------------------------------------------------------------------------------
 
-_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via $http_proxy
-
-
 def fault_active(faults: Any) -> bool:
     """GET /faults ({"latency_ms": int, "partition": bool}) shows a fault when latency_ms > 0 or partition is true.
 
@@ -378,22 +374,29 @@ def fault_active(faults: Any) -> bool:
 
 
 class ProxyInjector(Injector):
+    destination: egress.Destination | None = None
+
     def _call(self, method: str, body: dict | None = None) -> Any:
         url = f"{self.component.control_url}/faults"
         host = urlsplit(url).hostname or ""
         if not is_loopback_host(host):  # validated already; re-checked so no code path can send it elsewhere
             raise ChaosError(f"{self.component.name}: control_url host {host!r} is not loopback: refused")
+        if self.destination is None:  # loopback is not enough: the allowlist names the ports perfpipe may reach
+            try:
+                self.destination = egress.checked_destination(
+                    url, f"chaos.components.{self.component.name}.control_url")
+            except InputError as exc:
+                raise ChaosError(f"{self.component.name}: {exc}") from None
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, method=method, data=data,
-                                         headers={"Content-Type": "application/json"} if data else {})
         try:
-            with _NO_PROXY_OPENER.open(request, timeout=HTTP_TIMEOUT_S) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise ChaosError(f"{self.component.name}: {method} {url} -> HTTP {exc.code}: "
-                             f"{exc.read()[:300].decode(errors='replace')}") from None
-        except (OSError, urllib.error.URLError) as exc:
-            raise ChaosError(f"{self.component.name}: {method} {url} failed: {exc}") from None
+            reply = egress.send(self.destination, method, data,
+                                {"Content-Type": "application/json"} if data else {}, timeout=HTTP_TIMEOUT_S)
+        except egress.EgressError as exc:
+            raise ChaosError(f"{self.component.name}: {exc}") from None
+        if reply.status >= 300:  # a redirect included: never followed
+            raise ChaosError(f"{self.component.name}: {method} {url} -> HTTP {reply.status}: "
+                             f"{reply.body[:300].decode(errors='replace')}")
+        raw = reply.body
         try:
             return json.loads(raw) if raw.strip() else {}
         except ValueError:

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from perfpipe.core.errors import InfrastructureError
 from perfpipe.core.hooks.influxdb_common import InfluxSettings
@@ -30,6 +31,11 @@ RUN_CONFIG_FILE = "run-config.json"
 # The scripts trust the run config and do not validate it: this function is its only writer, from a plan that
 # perfpipe.app.config/targets validated before any load. Change both together when the format changes.
 RUN_CONFIG_SCHEMA = "perfpipe-run-config/1"
+# k6's own options for the run (`k6 run --config`): the target's name pinned to its checked address (k6_options).
+K6_OPTIONS_FILE = "k6-options.json"
+# k6's browser module is refused in validate (perfpipe.app.targets); a script that still reaches it (a computed
+# require) finds no browser to start: page scripts and their WebSockets pass by k6's --blacklist-ip.
+NO_BROWSER = {"K6_BROWSER_EXECUTABLE_PATH": "/nonexistent/perfpipe-runs-no-browser"}
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 LOG_FILE = "k6.log"
@@ -83,10 +89,23 @@ def run_config(plan: TestPlan) -> dict[str, Any]:
     return config
 
 
+def k6_options(plan: TestPlan) -> dict[str, Any]:
+    """k6's `hosts`: the target's host name -> the first address the allowlist check resolved it to (the same one
+    perfpipe.app.egress connects to), so k6 never asks a resolver for a target. An address literal needs none."""
+    host = urlsplit(plan.target["base_url"]).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return {"hosts": {}}
+    except ValueError:
+        pass
+    return {"hosts": {host: plan.allowed_addresses[0]} if plan.allowed_addresses else {}}
+
+
 def write_run_config(plan: TestPlan, report_dir: Path) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / RUN_CONFIG_FILE
     path.write_text(json.dumps(run_config(plan), indent=2), encoding="utf-8")
+    (report_dir / K6_OPTIONS_FILE).write_text(json.dumps(k6_options(plan), indent=2), encoding="utf-8")
     return path
 
 
@@ -101,7 +120,11 @@ def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, r
             "--tag", f"testid={testid}",
             "--tag", f"test_type={plan.test_type}",
             "--tag", f"target={plan.target_name}",
-            "--summary-export", f"{report_path}/{SUMMARY_FILE}"]
+            "--summary-export", f"{report_path}/{SUMMARY_FILE}",
+            "--config", f"{report_path}/{K6_OPTIONS_FILE}",  # pinned hosts: no DNS for the target
+            # k6 follows redirects past any port of an allowed address (--blacklist-ip knows no ports): the CLI
+            # flag outranks a script's options; the bundled scripts follow same-origin redirects themselves.
+            "--max-redirects", "0"]
     if blocked_networks:
         argv += ["--blacklist-ip", ",".join(blocked_networks)]
     if plan.target.get("max_rps"):
@@ -117,6 +140,7 @@ def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, r
         "PERFPIPE_TARGET_HEADERS": json.dumps(headers),
         "BASE_URL": plan.target["base_url"],
         "PERFPIPE_TEST_TYPE": plan.test_type,
+        **NO_BROWSER,
     }
     secret_keys = {"PERFPIPE_TARGET_HEADERS"}
     if influx is not None:

@@ -58,7 +58,7 @@ def test_prepare_report_dir_writes_the_run_config_and_drops_stale_files(plan, tm
     for name in ("summary.json", "report.html", "k6.log"):
         (tmp_path / name).write_text("stale")
     prepare_report_dir(plan, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k6-options.json", "run-config.json"]
 
 
 def test_exit_codes(tmp_path):
