@@ -13,7 +13,7 @@ from perfpipe.app.config import build_plan, check_rate_cap, scenario_peak_rate
 from perfpipe.core.errors import InputError, TargetNotAllowedError
 from perfpipe.core.k6.command import build_invocation
 from perfpipe.app.targets import (ANY_PORT, check_target_allowed, check_target_safe, k6_blocked_networks,
-                              parse_allowlist, resolve_target)
+                              parse_allowlist, resolve_target, validate_target)
 
 REQ = [{"name": "home", "path": "/"}]
 
@@ -203,3 +203,44 @@ def test_bad_rate_value_names_the_field():
         check_rate_cap({"name": "t", "max_rps": 10}, {"a": {"executor": "constant-arrival-rate", "rate": "lots"}},
                        "script")
     assert exc.value.field == "script.scenarios.a.rate"
+
+
+# ---------------------------------------------------------------------------------------------- egress (issue 13)
+
+def test_a_custom_script_is_refused_where_the_allowlist_limits_ports(tmp_path):
+    script = tmp_path / "mine.js"
+    script.write_text("import http from 'k6/http';\nexport default function () { http.get(__ENV.BASE_URL); }\n")
+    scripted = resolve_target({"name": "t", "base_url": "http://127.0.0.1:8090", "script": str(script)})
+    with pytest.raises(TargetNotAllowedError) as exc:
+        check_target_safe(scripted, ["127.0.0.1:8090"])  # k6 could confine it to the address, not the port
+    assert exc.value.field == "target.script"
+    assert check_target_safe(scripted, ["127.0.0.0/8"]) == ["127.0.0.1"]
+    assert check_target_safe(target(), ["127.0.0.1:8090"]) == ["127.0.0.1"]  # the bundled scripts run there
+
+
+@pytest.mark.parametrize("line", ["import { browser } from 'k6/browser';",
+                                  'import { chromium } from "k6/experimental/browser";',
+                                  "const b = require(`k6/browser`);"])
+def test_a_script_using_the_browser_module_is_refused(tmp_path, line):
+    script = tmp_path / "ui.js"
+    script.write_text(line + "\nexport default function () {}\n")
+    with pytest.raises(InputError) as exc:
+        resolve_target({"name": "t", "base_url": "http://127.0.0.1:8090", "script": str(script)})
+    assert exc.value.field == "target.script" and "browser module" in str(exc.value)
+
+
+def test_a_trailing_dot_host_is_refused_before_k6_could_resolve_it():
+    with pytest.raises(TargetNotAllowedError) as exc:
+        check_target_safe(target("http://localhost.:8090"), ["127.0.0.0/8", "localhost"])
+    assert exc.value.field == "target.base_url" and "trailing '.'" in str(exc.value)
+
+
+def test_a_chaos_control_url_outside_the_allowlist_is_refused_before_any_load():
+    chaos = {"components": {"link": {"kind": "proxy", "control_url": "http://127.0.0.1:8091"}},
+             "scenarios": {"slow": {"component": "link", "action": "latency", "latency_ms": 100}}}
+    configured = validate_target(
+        {"base_url": "http://127.0.0.1:8090", "requests": REQ, "chaos": chaos}, "t", "targets.t", trusted=True)
+    with pytest.raises(TargetNotAllowedError) as exc:
+        check_target_safe(configured, ["127.0.0.1:8090"])
+    assert exc.value.field == "targets.t.chaos.components.link.control_url"
+    assert check_target_safe(configured, ["127.0.0.1:8090-8091"]) == ["127.0.0.1"]

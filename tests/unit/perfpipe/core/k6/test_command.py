@@ -10,7 +10,7 @@ from perfpipe.app.config import build_plan
 from perfpipe.core.hooks.influxdb import InfluxSettings
 from perfpipe.core.k6.command import K6Invocation, base_env, build_invocation, run_config, script_for, write_run_config
 from perfpipe.core.k6.command import testid_for as make_testid  # not named test*: pytest would collect it
-from perfpipe.app.targets import k6_blocked_networks
+from perfpipe.app.targets import k6_blocked_networks, resolve_target
 
 HEADER_SECRET = "tok-unit-9f8e7d6c5b4a"
 INFLUX_SECRET = "influx-pw-1a2b3c4d"
@@ -175,3 +175,18 @@ def test_prometheus_output_only_when_given(plan):
     assert _flag_values(invocation.argv, "--out") == [PROMETHEUS_OUTPUT]
     assert invocation.env["K6_PROMETHEUS_RW_USERNAME"] == "u"
     assert invocation.secret_env_keys >= {"K6_PROMETHEUS_RW_PASSWORD"}
+
+
+@pytest.mark.parametrize("base_url, addresses, hosts", [
+    ("http://LocalHost:8090", ("127.0.0.1", "::1"), {"localhost": "127.0.0.1"}),  # the first checked address
+    ("http://127.0.0.1:8090", ("127.0.0.1",), {}),  # an address literal: nothing to resolve
+    ("http://[::1]:8090", ("::1",), {}),
+])
+def test_k6_gets_the_target_name_pinned_to_its_checked_address(base_url, addresses, hosts, tmp_path):
+    target = resolve_target({"name": "t", "base_url": base_url, "requests": [{"path": "/"}]})
+    plan = build_plan("smoke", target, "quick", allowed_addresses=addresses)
+    write_run_config(plan, tmp_path)
+    assert json.loads((tmp_path / "k6-options.json").read_text()) == {"hosts": hosts}
+    argv = _invocation(plan).argv
+    assert _flag_values(argv, "--config")[0].endswith("/k6-options.json")
+    assert _flag_values(argv, "--max-redirects") == ["0"]
