@@ -125,3 +125,32 @@ def test_chaos_control_url_on_an_unlisted_port_is_never_called(servers):
     with pytest.raises(ChaosError, match=rf"port {unlisted.port} of host '127.0.0.1' is not in the allowlist"):
         injector.plan()
     assert unlisted.paths == []
+
+
+BROWSER_SCRIPT = """
+// The module's name computed, so validate's reading cannot see it: k6's own start is what must stop it.
+const { browser } = require(['k6', 'brow' + 'ser'].join('/'));
+export const options = { scenarios: { ui: { executor: 'shared-iterations', iterations: 1,
+                                            options: { browser: { type: 'chromium' } } } } };
+export default async function () {
+  const page = await browser.newPage();
+  await page.goto(__ENV.BASE_URL + '/page');
+}
+"""
+
+
+def test_k6_started_by_perfpipe_has_no_browser_to_launch(tmp_path):
+    server = Counting()
+    try:
+        script = tmp_path / "ui.js"
+        script.write_text(BROWSER_SCRIPT)
+        target = resolve_target({"name": "ui", "base_url": server.url, "script": str(script)})
+        plan = build_plan("smoke", target, "quick", allowed_addresses=tuple(check_target_safe(target,
+                                                                                            ["127.0.0.0/8"])))
+        write_run_config(plan, tmp_path)
+        invocation = local_invocation(plan, testid="egress", report_dir=tmp_path, headers={}, with_influx=False)
+        proc = subprocess.run(invocation.argv, env=invocation.env, capture_output=True, text=True, timeout=60)
+        assert "/nonexistent/perfpipe-runs-no-browser" in proc.stderr, proc.stderr[-2000:]
+        assert server.paths == []
+    finally:
+        server.close()
