@@ -185,7 +185,7 @@ def test_configure_removes_an_earlier_try_s_files(operator, plan, secrets, monke
     for name in ("summary.json", "report.html", "k6.log"):
         (report_dir / name).write_text("stale")
     operator.configure({"ti": FakeTI()})
-    assert sorted(p.name for p in report_dir.iterdir()) == ["run-config.json"]
+    assert sorted(p.name for p in report_dir.iterdir()) == ["k6-options.json", "run-config.json"]
 
 
 class _StopBeforeStart(Exception):
