@@ -116,6 +116,6 @@ def send(dest: Destination, method: str = "GET", body: bytes | None = None, head
         data = response.read(MAX_BODY_BYTES)
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
     except (OSError, http.client.HTTPException) as exc:
-        raise EgressError(f"{method} {dest.url} ({dest.address}) failed: {exc}") from None
+        raise EgressError(f"{method} {dest.url} failed: {exc} (address {dest.address})") from None
     finally:
         conn.close()
