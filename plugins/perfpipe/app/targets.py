@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 
 from perfpipe import TEST_TYPES
 from perfpipe.app.chaos.spec import parse_chaos
-from perfpipe.app.config import read_config_yaml, validate_analysis, validate_gates
+from perfpipe.app.config import read_config_yaml, read_yaml_file, validate_analysis, validate_gates
 from perfpipe.core.errors import InputError, TargetNotAllowedError
 from perfpipe.core.k6.command import networks_outside
 from perfpipe.core.model.base import NAME_PATTERN
@@ -69,12 +68,8 @@ def resolve_target(spec: str | dict) -> dict[str, Any]:
 
 
 def _target_from_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("target", f"target file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError("target", f"{path} is not valid YAML: {exc}") from None
+    # Run-time input: bounded, UTF-8, no YAML aliases (perfpipe.app.config.read_yaml_file).
+    data = read_yaml_file(path, "target", aliases=False, what="target file")
     if isinstance(data, dict) and isinstance(data.get("targets"), dict):
         if len(data["targets"]) != 1:
             raise InputError("target", f"{path} must define exactly one target under 'targets:'")
