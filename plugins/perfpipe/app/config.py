@@ -445,7 +445,7 @@ def validate_gates(gates: dict, field: str) -> dict[str, dict]:
                                                   f"{op} {spec['threshold']}, or it can never warn")
         if spec.get("weight", 1) != 1:
             weight = spec["weight"]
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < math.inf:
                 raise InputError(f"{where}.weight", f"expected a positive number, got {weight!r}")
             check["weight"] = float(weight)
         if spec.get("key", True) is not True:
@@ -467,8 +467,9 @@ def _relative(value: Any, field: str) -> float | None:
 
 
 def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(field, f"expected a number, got {value!r}")
+    # Finite only: a NaN threshold compares false both ways, which switched its check off silently.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(field, f"expected a finite number, got {value!r}")
     return float(value)
 
 

@@ -29,7 +29,7 @@ from perfpipe.app.config import read_config_yaml, read_yaml_file, validate_analy
 from perfpipe.core.errors import InputError, TargetNotAllowedError
 from perfpipe.core.k6.command import networks_outside
 from perfpipe.core.model.base import NAME_PATTERN
-from perfpipe.core.model.target import Request, validate_target_document
+from perfpipe.core.model.target import HEADER_VALUE_PATTERN, Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
 
 
@@ -281,6 +281,11 @@ def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
             secret = _connection_password(value["connection"], f"headers.{key}")
         mask_secret(secret)
         values[key] = value.get("prefix", "") + secret
+        # The model checked the reference; the value it reads must be as HTTP allows too (a CR/LF in an
+        # environment variable would start another header). Never shown: it is a secret.
+        if not re.match(HEADER_VALUE_PATTERN, values[key]):
+            raise InputError(f"headers.{key}", "the secret's value has a line break or another control character, "
+                                               "or is too long for an HTTP header (the value is not shown)")
     return values
 
 

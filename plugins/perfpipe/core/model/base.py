@@ -7,6 +7,7 @@ Patterns use [0-9], not \\d: Python's and pydantic's \\d also match other script
 from __future__ import annotations
 
 import re
+import reprlib
 import types
 from typing import Annotated, Any, Iterable, Union, get_args, get_origin
 
@@ -214,6 +215,10 @@ SENSITIVE_KEYS = ("headers",)
 
 
 SHOWN_CHARS = 80  # an error repeats at most this much of a value (a 50 MB description stays out of the log)
+# repr() of a value nested 5000 deep is a RecursionError, and of a 50 MB string a 50 MB string: bounded instead.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 4, 4 * SHOWN_CHARS, 4 * SHOWN_CHARS
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _SHORT_REPR.maxset = 8
 
 
 def shown(value: Any, parts: Iterable[Any] = ()) -> str:
@@ -221,7 +226,7 @@ def shown(value: Any, parts: Iterable[Any] = ()) -> str:
     than SHOWN_CHARS of it."""
     if any(part in SENSITIVE_KEYS for part in parts):
         return f"a {type(value).__name__} (not shown)"
-    text = _URL_CREDENTIALS.sub(r"\1***@", repr(value))
+    text = _URL_CREDENTIALS.sub(r"\1***@", _SHORT_REPR.repr(value))
     if len(text) > SHOWN_CHARS:
         size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters as text"
         return f"{text[:SHOWN_CHARS - 20]}... ({size})"

@@ -141,7 +141,8 @@ class Target(StrictModel):
                                       "http://127.0.0.1:8090")]
     description: Annotated[str, Strict(), Field(max_length=MAX_DESCRIPTION_CHARS)] | None = Field(
         None, description=f"a text of at most {MAX_DESCRIPTION_CHARS} characters")
-    headers: Annotated[dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], HeaderValue],
+    headers: Annotated[dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN, description=(
+        "a header name of letters, digits and !#$%&'*+.^_`|~- (1-128)"))], HeaderValue],
                        Field(max_length=MAX_HEADERS)] | None = None
     # Not nullable (absent is None): a `requests: null` next to a script is a mistake worth naming.
     requests: Annotated[list[Request], Field(min_length=1, max_length=MAX_REQUESTS)] = Field(
