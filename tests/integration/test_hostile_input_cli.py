@@ -1,5 +1,5 @@
 """Hostile input through the real CLI (issue 13): exit 2, one line naming the field, no traceback, and the demo target
-(which counts every request it receives) saw nothing. The table of 230 cases runs the same pre-flight in-process
+(which counts every request it receives) saw nothing. The table-driven cases run the same pre-flight in-process
 (tests/unit/perfpipe/app/test_stage_hostile_inputs.py); these few show the CLI's own path: `--set` parsing, the
 target file reader and the exit code."""
 

@@ -18,7 +18,7 @@ from perfpipe.app.stage import prepare_plan
 from perfpipe.core.model.base import (MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS, MAX_FILE_BYTES, MAX_HEADER_VALUE_CHARS,
                                       MAX_HEADERS, MAX_REQUESTS, MAX_STAGES, MAX_URL_CHARS)
 from tests.unit.perfpipe.app.test_stage_bad_inputs import (CASES, REQ, assert_refused_before_any_request,
-                                                           counting_target, inline, write_yaml)
+                                                           counting_target, inline, write_text, write_yaml)
 
 __all__ = ["counting_target"]  # the shared module-scoped fixture
 
@@ -349,6 +349,13 @@ H = [  # (id, test type, params builder(url, tmp_path), extra env, expected fiel
     ("production: false on an allowlisted outside host", "smoke",
      lambda u, t: tgt("http://192.0.2.10:8080", production=False), {"PERFPIPE_ALLOWLIST": "127.0.0.0/8,192.0.2.0/24"},
      "target.production"),
+    # --- scripts (through the real `k6 inspect`: init context only, no request). k6 owns its scenario names' rule
+    # (letters, digits, '_', '-'; they become tags): its refusal (exit 104) is bad input, not an infrastructure error.
+    ("script scenario name with a newline", "smoke",
+     lambda u, t: {"inline_target": {"name": "s", "base_url": u, "script": write_text(t, "tagged.js", (
+         "import http from 'k6/http';\nexport const options = { scenarios: { 'a\\nevil,x=1': {\n"
+         "  executor: 'constant-vus', vus: 1, duration: '1s' } } };\n"
+         "export default function () { http.get(__ENV.BASE_URL); }\n"))}}, {}, "script"),
     # --- run-time chaos: components come only from config/targets.yaml
     ("inline chaos without components", "chaos",
      lambda u, t: tgt(u, chaos={"scenarios": {"s": {"component": "c", "action": "stop"}}}), {}, "target.chaos"),
