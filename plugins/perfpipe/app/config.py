@@ -19,6 +19,7 @@ import yaml
 
 from perfpipe import TEST_TYPES
 from perfpipe.core.errors import InputError
+from perfpipe.core.model.base import MAX_FILE_BYTES, MAX_SET_VALUE_CHARS, MAX_YAML_DEPTH, MAX_YAML_NODES
 from perfpipe.core.model.overrides import EXECUTORS, GATE_OPS, HARD_MAX_VUS, validate_overrides
 from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.paths import config_dir
@@ -45,14 +46,103 @@ _CHECK_KEYS = {"metric", "op", "threshold", "warn", "weight", "key", "baseline_r
 _THRESHOLD_EXPR_RE = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
-def _read_yaml(path: Path) -> Any:
+# ---------------------------------------------------------------------------------------------- YAML
+# The one way perfpipe reads YAML (config files, target files, --set values): bounded before it is parsed, UTF-8
+# or a clear error, PyYAML's safe constructors only, and aliases refused in run-time input. An alias bomb (nested
+# anchors, a few hundred bytes) expands to billions of nodes in whatever walks the data next: it ran 72 s into a
+# MemoryError. A deployment's own config may use anchors (gates.yaml does); its expanded size is bounded instead.
+
+
+def read_yaml_file(path: Path, field: str, *, aliases: bool = False, what: str = "file") -> Any:
+    """A YAML file's document, or InputError naming `field`: missing, larger than MAX_FILE_BYTES (checked before
+    reading it all), not UTF-8, not YAML, nested or (aliases=True) expanded beyond the limits, or an alias at all
+    (aliases=False)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise InputError(str(path), "file not found") from None
+        raise InputError(field, f"{what} {str(path)!r} not found") from None
+    except IsADirectoryError:
+        raise InputError(field, f"{str(path)!r} is a folder, not a file") from None
+    except OSError as exc:
+        raise InputError(field, f"cannot read {str(path)!r}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(field, f"{path} is larger than {MAX_FILE_BYTES} bytes, the limit of a YAML file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(field, f"{path} is not UTF-8 text (byte {exc.start}, line {line}); save it as "
+                                f"UTF-8") from None
+    try:
+        return load_yaml(text, field, aliases=aliases)
     except yaml.YAMLError as exc:
-        raise InputError(str(path), f"not valid YAML: {exc}") from None
+        raise InputError(field, f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def load_yaml(text: str, field: str, *, aliases: bool = False) -> Any:
+    """One YAML document from text: InputError for what exceeds the limits, yaml.YAMLError for bad YAML."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # PyYAML composes recursively: '[[[[...' a few thousand deep
+            raise InputError(field, f"YAML nested deeper than {MAX_YAML_DEPTH} levels") from None
+        if node is None:
+            return None
+        _check_nodes(node, field, aliases)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, field: str, aliases: bool) -> None:
+    """Depth, and aliases: a node reached twice is an alias (or a merge key's source); a node inside itself is a
+    recursive alias. With aliases allowed, the nodes counted as they expand are bounded (counted once per node,
+    memoised: the check costs the file's size, not the expansion's)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            if not aliases:
+                raise InputError(field, f"YAML anchors and aliases (&name / *name, line {node.start_mark.line + 1})"
+                                        f" are not accepted here: write the values out")
+            return sizes[key]
+        if key in open_nodes:
+            raise InputError(field, f"a YAML alias refers to its own anchor (line {node.start_mark.line + 1})")
+        if depth > MAX_YAML_DEPTH:
+            raise InputError(field, f"YAML nested deeper than {MAX_YAML_DEPTH} levels "
+                                    f"(line {node.start_mark.line + 1})")
+        open_nodes.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        open_nodes.discard(key)
+        if total > MAX_YAML_NODES:
+            raise InputError(field, f"YAML expands to more than {MAX_YAML_NODES} values (aliases included)")
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line, without the quoted snippet of the input (it may be long)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{exc.problem or exc.context}{where}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _read_yaml(path: Path) -> Any:
+    """A deployment's config file (trusted: anchors allowed, bounded)."""
+    return read_yaml_file(path, str(path), aliases=True)
 
 
 @lru_cache(maxsize=8)
@@ -174,8 +264,10 @@ def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise InputError("--set", f"expected key=value, got {pair!r}")
+        if len(raw) > MAX_SET_VALUE_CHARS:
+            raise InputError(f"--set {key.strip()}", f"a value may have at most {MAX_SET_VALUE_CHARS} characters")
         try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            overrides[key.strip()] = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
         except yaml.YAMLError:
             overrides[key.strip()] = raw
     return overrides
@@ -353,7 +445,7 @@ def validate_gates(gates: dict, field: str) -> dict[str, dict]:
                                                   f"{op} {spec['threshold']}, or it can never warn")
         if spec.get("weight", 1) != 1:
             weight = spec["weight"]
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < math.inf:
                 raise InputError(f"{where}.weight", f"expected a positive number, got {weight!r}")
             check["weight"] = float(weight)
         if spec.get("key", True) is not True:
@@ -375,8 +467,9 @@ def _relative(value: Any, field: str) -> float | None:
 
 
 def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(field, f"expected a number, got {value!r}")
+    # Finite only: a NaN threshold compares false both ways, which switched its check off silently.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(field, f"expected a finite number, got {value!r}")
     return float(value)
 
 

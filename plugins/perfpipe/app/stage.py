@@ -75,7 +75,10 @@ _checked: dict[str, tuple[float, Any]] = {}
 def checked_once(kind: str, key: Any, compute, ttl_s: float = CHECK_TTL_S) -> Any:
     """compute() once per (kind, key) in this process for ttl_s; a copy of the result each time."""
 
-    digest = kind + ":" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        digest = kind + ":" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    except (RecursionError, ValueError):  # input nested too deeply to be a key: the check itself refuses it
+        return compute()
     hit = _checked.get(digest)
     now = time.monotonic()
     if hit is not None and now - hit[0] < ttl_s:

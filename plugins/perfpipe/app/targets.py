@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 
 from perfpipe import TEST_TYPES
 from perfpipe.app.chaos.spec import parse_chaos
-from perfpipe.app.config import read_config_yaml, validate_analysis, validate_gates
+from perfpipe.app.config import read_config_yaml, read_yaml_file, validate_analysis, validate_gates
 from perfpipe.core.errors import InputError, TargetNotAllowedError
 from perfpipe.core.k6.command import networks_outside
 from perfpipe.core.model.base import NAME_PATTERN
-from perfpipe.core.model.target import Request, validate_target_document
+from perfpipe.core.model.target import HEADER_VALUE_PATTERN, Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
 
 
@@ -69,12 +68,8 @@ def resolve_target(spec: str | dict) -> dict[str, Any]:
 
 
 def _target_from_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("target", f"target file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError("target", f"{path} is not valid YAML: {exc}") from None
+    # Run-time input: bounded, UTF-8, no YAML aliases (perfpipe.app.config.read_yaml_file).
+    data = read_yaml_file(path, "target", aliases=False, what="target file")
     if isinstance(data, dict) and isinstance(data.get("targets"), dict):
         if len(data["targets"]) != 1:
             raise InputError("target", f"{path} must define exactly one target under 'targets:'")
@@ -304,6 +299,11 @@ def resolve_header_values(headers: dict[str, Any]) -> dict[str, str]:
             secret = _connection_password(value["connection"], f"headers.{key}")
         mask_secret(secret)
         values[key] = value.get("prefix", "") + secret
+        # The model checked the reference; the value it reads must be as HTTP allows too (a CR/LF in an
+        # environment variable would start another header). Never shown: it is a secret.
+        if not re.match(HEADER_VALUE_PATTERN, values[key]):
+            raise InputError(f"headers.{key}", "the secret's value has a line break or another control character, "
+                                               "or is too long for an HTTP header (the value is not shown)")
     return values
 
 

@@ -23,6 +23,7 @@ from perfpipe.core.model.plan import TestPlan
 EXIT_THRESHOLDS_FAILED = 99  # the script's own thresholds were crossed: a measured run
 EXIT_EXTERNAL_ABORT = 105  # stopped from outside (SIGTERM/SIGINT): k6 still wrote its summary
 EXIT_SCRIPT_ERROR = 107  # script or config error in the init context (also from `k6 inspect`)
+EXIT_INVALID_CONFIG = 104  # the script's options are invalid (e.g. a scenario name k6 refuses)
 # The counter behind the stress test's stop-at-break threshold (k6-scripts/lib): crossing it is by design.
 BREAK_METRIC = "perfpipe_break"
 

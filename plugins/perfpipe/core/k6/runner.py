@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfpipe.core.errors import InfrastructureError, InputError
-from perfpipe.core.k6.command import EXIT_SCRIPT_ERROR, K6Invocation, base_env, inspect_argv
+from perfpipe.core.k6.command import EXIT_INVALID_CONFIG, EXIT_SCRIPT_ERROR, K6Invocation, base_env, inspect_argv
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _run_inspect(binary: str, script: str, env: dict[str, str], timeout_s: float
     except subprocess.TimeoutExpired:
         raise InputError("script", f"k6 inspect of {script} did not finish in {timeout_s:.0f}s") from None
     detail = _error_lines(proc.stderr or proc.stdout)
-    if proc.returncode == EXIT_SCRIPT_ERROR:
+    if proc.returncode in (EXIT_SCRIPT_ERROR, EXIT_INVALID_CONFIG):  # the user's script: bad input, exit 2
         raise InputError("script", f"k6 rejected {script} (exit {proc.returncode}): {detail}")
     if proc.returncode != 0:
         raise InfrastructureError(f"k6 inspect failed (exit {proc.returncode}): {detail}")

@@ -7,6 +7,7 @@ Patterns use [0-9], not \\d: Python's and pydantic's \\d also match other script
 from __future__ import annotations
 
 import re
+import reprlib
 import types
 from typing import Annotated, Any, Iterable, Union, get_args, get_origin
 
@@ -26,10 +27,25 @@ DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # A name a user gives (check, target, request, scenario): safe in tags, file names and InfluxQL.
 NAME_PATTERN = rf"^[A-Za-z0-9_.-]{{1,64}}{END}"
 
+# Size limits of untrusted input, one place (README "Configuration" lists them): each bounds what one run's
+# parameters can make perfpipe store (Airflow's run conf, XCom), send (a body on every iteration) or parse.
+MAX_FILE_BYTES = 1_048_576  # a target file, or any YAML file perfpipe reads, checked before it is parsed
+MAX_DOCUMENT_BYTES = 1_048_576  # an inline target as JSON (the REST API / Params form has no file to measure)
+MAX_BODY_BYTES = 65_536  # one request body as JSON
+MAX_DESCRIPTION_CHARS = 500
+MAX_REQUESTS = 200
+MAX_HEADERS = 50
+MAX_HEADER_VALUE_CHARS = 8192
+MAX_STAGES = 100
+MAX_URL_CHARS = 2048
+MAX_YAML_NODES = 100_000  # a deployment config file's nodes with its aliases expanded (run-time files: no aliases)
+MAX_YAML_DEPTH = 64
+MAX_SET_VALUE_CHARS = 8192  # one CLI `--set key=value` value
+
 # Numbers: no bools, no NaN or infinity (a NaN threshold would switch its check off silently).
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 NonNegativeNumber = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
-DurationText = Annotated[str, Strict(), Field(pattern=DURATION_PATTERN)]
+DurationText = Annotated[str, Strict(), Field(max_length=32, pattern=DURATION_PATTERN)]  # 1e400s is inf
 # A duration is k6 text or a number of seconds.
 Duration = Annotated[NonNegativeNumber | DurationText, Field(description="a duration like 30s, 2m, 1h30m or 500ms, "
                                                                          "or a number of seconds")]
@@ -198,12 +214,23 @@ _URL_CREDENTIALS = re.compile(r"(://)[^/@\s]*@")
 SENSITIVE_KEYS = ("headers",)
 
 
+SHOWN_CHARS = 80  # an error repeats at most this much of a value (a 50 MB description stays out of the log)
+# repr() of a value nested 5000 deep is a RecursionError, and of a 50 MB string a 50 MB string: bounded instead.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 4, 4 * SHOWN_CHARS, 4 * SHOWN_CHARS
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _SHORT_REPR.maxset = 8
+
+
 def shown(value: Any, parts: Iterable[Any] = ()) -> str:
-    """A refused value as an error may show it: never a header's value, never a URL's credentials."""
+    """A refused value as an error may show it: never a header's value, never a URL's credentials, never more
+    than SHOWN_CHARS of it."""
     if any(part in SENSITIVE_KEYS for part in parts):
         return f"a {type(value).__name__} (not shown)"
-    text = repr(value)
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = _URL_CREDENTIALS.sub(r"\1***@", _SHORT_REPR.repr(value))
+    if len(text) > SHOWN_CHARS:
+        size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters as text"
+        return f"{text[:SHOWN_CHARS - 20]}... ({size})"
+    return text
 
 
 def _value_at(value: Any, parts: Iterable[Any]) -> Any:
@@ -240,6 +267,10 @@ def _describe(error: dict[str, Any], where: _Located) -> str:
         return f"has characters or a form that is not allowed, got {got!r}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {got!r}"
+    if kind in ("string_too_short", "string_too_long"):
+        size = len(error["input"]) if isinstance(error.get("input"), str) else "?"
+        return f"must have {'at least' if kind == 'string_too_short' else 'at most'} " \
+               f"{ctx.get('min_length', ctx.get('max_length'))} character(s), got {size}"
     if kind in ("too_short", "too_long"):
         return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
                f"{ctx.get('min_length', ctx.get('max_length'))} item(s)"

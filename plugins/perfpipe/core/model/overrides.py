@@ -19,7 +19,8 @@ from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationErro
 
 from perfpipe import TEST_TYPES
 from perfpipe.core.model.base import (ADAPTER_CONFIG, DURATION_PART, END, REF_TEMPLATE, Duration,
-                                      FiniteNumber as Number, StrictModel, param_schema, problems, raise_problems)
+                                      FiniteNumber as Number, MAX_STAGES, StrictModel, param_schema, problems,
+                                      raise_problems, shown)
 
 # A ceiling no profile or override may exceed, whatever the target says.
 HARD_MAX_VUS = 20_000
@@ -29,7 +30,9 @@ CHECK_NAME = r"[A-Za-z0-9_]{1,64}"
 CHECK_NAME_PATTERN = rf"^{CHECK_NAME}{END}"
 RELATIVE_PATTERN = rf"^\s*[+-]?[0-9]+(\.[0-9]+)?\s*%\s*{END}"
 EXPRESSION_PATTERN = rf"^\s*(<=|>=|<|>)\s*-?[0-9]+(\.[0-9]+)?\s*{END}"
-COMPACT_STAGES_PATTERN = (rf"^\s*{DURATION_PART}\s*:\s*[0-9]+(\s*,\s*{DURATION_PART}\s*:\s*[0-9]+)*\s*{END}")
+# At most MAX_STAGES steps, in the pattern itself (JSON schema has no other way to count them).
+COMPACT_STAGES_PATTERN = (rf"^\s*{DURATION_PART}\s*:\s*[0-9]+(\s*,\s*{DURATION_PART}\s*:\s*[0-9]+)"
+                          rf"{{0,{MAX_STAGES - 1}}}\s*{END}")
 
 
 def _integral(value: Any) -> Any:
@@ -97,10 +100,10 @@ SHAPE_FIELDS: dict[str, tuple[Any, str, str]] = {
             f"an integer between 1 and {HARD_MAX_VUS}"),
     "duration": (Duration, "how long the load runs, e.g. 30s or 5m; on a ramping shape, the total",
                  _DURATION_ALLOWED),
-    "stages": (Annotated[str, Strict(), Field(pattern=COMPACT_STAGES_PATTERN)]
-               | Annotated[list[Stage], Field(min_length=1, max_length=100)],
-               "ramping steps: '10s:5,20s:50' or a list of {duration, target}",
-               "ramping steps like '10s:5,20s:50', or a list of 1 to 100 {duration, target}"),
+    "stages": (Annotated[str, Strict(), Field(max_length=40 * MAX_STAGES, pattern=COMPACT_STAGES_PATTERN)]
+               | Annotated[list[Stage], Field(min_length=1, max_length=MAX_STAGES)],
+               f"ramping steps: '10s:5,20s:50' or a list of {{duration, target}} (at most {MAX_STAGES})",
+               f"ramping steps like '10s:5,20s:50', or a list of 1 to {MAX_STAGES} {{duration, target}}"),
     "start_vus": (_count(0, HARD_MAX_VUS, ""), "VUs a ramping shape starts with",
                   f"an integer between 0 and {HARD_MAX_VUS}"),
     "think_time_s": (Annotated[Number, Field(ge=0, le=60)], "seconds a VU pauses between iterations (0-60)",
@@ -174,7 +177,7 @@ def validate_overrides(document: Any, prefix: str = "overrides") -> dict[str, An
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise_problems([(prefix, f"expected a mapping of key -> value, got {document!r}")])
+        raise_problems([(prefix, f"expected a mapping of key -> value, got {shown(document)}")])
     found: list[tuple[str, str]] = []
     clean: dict[str, Any] = {}
     for key, value in document.items():
@@ -192,7 +195,7 @@ def validate_overrides(document: Any, prefix: str = "overrides") -> dict[str, An
             parsed = _adapter(name, annotation).validate_python(value)
         except ValidationError as exc:
             # A problem with the value itself says what the key takes; one inside a mapping names its own field.
-            found.extend((path, f"expected {allowed}, got {value!r}" if path == field else problem)
+            found.extend((path, f"expected {allowed}, got {shown(value)}" if path == field else problem)
                          for path, problem in problems(exc, field, annotation, allowed, value))
             continue
         clean[key] = _plain(parsed, value)

@@ -11,13 +11,16 @@ the same decisions).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 from perfpipe import TEST_TYPES
-from perfpipe.core.model.base import (END, FiniteNumber, NAME_PATTERN, REF_TEMPLATE, StrictModel,
-                                      closed_key_patterns, param_schema, problems, raise_problems)
+from perfpipe.core.model.base import (END, FiniteNumber, MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS,
+                                      MAX_DOCUMENT_BYTES, MAX_HEADER_VALUE_CHARS, MAX_HEADERS, MAX_REQUESTS,
+                                      MAX_URL_CHARS, NAME_PATTERN, REF_TEMPLATE, StrictModel, closed_key_patterns,
+                                      param_schema, problems, raise_problems)
 from perfpipe.core.model.overrides import HARD_MAX_VUS
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -26,15 +29,32 @@ _METHODS = tuple(HTTP_METHODS) + tuple(m.lower() for m in HTTP_METHODS)
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 # http(s), a host (name, IPv4 or [IPv6]), an optional port 1-65535, an optional path; no credentials (they would
 # travel in run configs, XCom and logs: a header with {env|connection} carries them instead), no whitespace.
-BASE_URL_PATTERN = rf"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:{_PORT})?(/[^\s@]*)?{END}"
+# A bracketed host is an IPv6 address in RFC 3986's grammar (Python's URL parser refuses anything else in brackets,
+# e.g. [127.0.0.2], with a ValueError), spelled out so the JSON schema decides the same.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"({_H16}:{_H16}|{_OCTET}(\.{_OCTET}){{3}})"
+IPV6_PATTERN = "(" + "|".join([
+    rf"({_H16}:){{6}}{_LS32}", rf"::({_H16}:){{5}}{_LS32}", rf"({_H16})?::({_H16}:){{4}}{_LS32}",
+    rf"(({_H16}:){{0,1}}{_H16})?::({_H16}:){{3}}{_LS32}", rf"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+    rf"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}", rf"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+    rf"(({_H16}:){{0,5}}{_H16})?::{_H16}", rf"(({_H16}:){{0,6}}{_H16})?::"]) + ")"
+BASE_URL_PATTERN = (rf"^https?://(\[{IPV6_PATTERN}\]|[A-Za-z0-9._-]{{1,253}})(:{_PORT})?"
+                    rf"(/[^\s@\x00-\x1f\x7f]*)?{END}")
 # A request path on the target: starts with one '/' ('//host' would be another host), no control characters (a CR
 # or LF would end the request line); spaces are allowed, k6 escapes them (and templates like {{ int : 1 : 9 }}).
-PATH_PATTERN = rf"^/([^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*)?{END}"
-# Request names become k6 tags and InfluxDB tag values: printable, one line, bounded.
-LABEL_PATTERN = rf"^[^\x00-\x1f\x7f]{{1,128}}{END}"
+# A backslash is refused too: the default request name is 'METHOD path', and a tag value ending in '\' escapes the
+# separator after it in InfluxDB's line protocol (write %5C).
+_UNSAFE_IN_LINE = r"\x00-\x1f\x7f-\x9f\u2028\u2029\\"
+PATH_PATTERN = rf"^/([^/{_UNSAFE_IN_LINE}][^{_UNSAFE_IN_LINE}]{{0,{MAX_URL_CHARS - 2}}})?{END}"
+# Request names become k6 tags and InfluxDB tag values: printable, one line, bounded. k6 does not escape a newline
+# in a tag value (a name with one wrote 680 extra points, measured), nor a backslash; C1 controls and U+2028/9 are
+# line breaks to other readers of the same text.
+LABEL_PATTERN = rf"^[^{_UNSAFE_IN_LINE}]{{1,128}}{END}"
 HEADER_NAME_PATTERN = rf"^[A-Za-z0-9!#$%&'*+.^_`|~-]{{1,128}}{END}"
-# A header value on one line (a CR or LF would start another header).
-HEADER_VALUE_PATTERN = rf"^[^\r\n\x00]{{0,8192}}{END}"
+# A header value as HTTP allows it (RFC 9110 field-value: visible characters, space and tab): no CR or LF (they would
+# start another header), no other control character.
+HEADER_VALUE_PATTERN = rf"^[^\x00-\x08\x0a-\x1f\x7f]{{0,{MAX_HEADER_VALUE_CHARS}}}{END}"
 ENV_NAME_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_]{{0,127}}{END}"
 CONN_ID_PATTERN = rf"^[A-Za-z0-9_.-]{{1,250}}{END}"
 METRICS_PATH_PATTERN = rf"^/([^/\s\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*)?{END}"
@@ -50,6 +70,21 @@ def _int(low: int, high: int) -> Any:
 
 
 Status = _int(100, 599)
+
+
+def _json_body(body: Any) -> Any:
+    """A body k6 can send as JSON, and small: it goes out on every iteration (a 20 MB one was sent 283 times)."""
+    if body is None or isinstance(body, str):
+        return body  # a string's bound is its length (max_length: the JSON schema says the same)
+    try:
+        size = len(json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8"))
+    except ValueError:
+        raise ValueError("a body must be JSON: no NaN or infinity") from None
+    except RecursionError:
+        raise ValueError("a body must be JSON nested less deeply") from None
+    if size > MAX_BODY_BYTES:
+        raise ValueError(f"a body may have at most {MAX_BODY_BYTES} bytes as JSON, got {size}")
+    return body
 
 
 class EnvSecret(StrictModel):
@@ -82,8 +117,10 @@ class Request(StrictModel):
                                                            "iterations)")] = 1
     expect_status: Annotated[Status | Annotated[list[Status], Field(min_length=1, max_length=20)],
                              Field(description="HTTP status codes (100-599): one or a list")] = 200
-    body: dict[str, Any] | list[Any] | Annotated[str, Strict()] | None = Field(
-        None, description="a JSON body: a mapping, a list or a string")
+    body: Annotated[dict[str, Any] | list[Any] | Annotated[str, Strict(), Field(max_length=MAX_BODY_BYTES)] | None,
+                    AfterValidator(_json_body)] = Field(
+        None, description=f"a JSON body: a mapping or a list (at most {MAX_BODY_BYTES} bytes as JSON), or a "
+                                f"string (at most {MAX_BODY_BYTES} characters)")
 
 
 class Capacity(StrictModel):
@@ -100,14 +137,16 @@ class Target(StrictModel):
     """A target document. Exactly one of `requests` or `script`."""
 
     name: _text(NAME_PATTERN, "a name of letters, digits, '.', '_' or '-' (1-64)") | None = None
-    base_url: _text(BASE_URL_PATTERN, "an http(s) URL with a host and no credentials, e.g. "
-                                      "http://127.0.0.1:8090")
-    description: Annotated[str, Strict(), Field(max_length=500)] | None = None
-    headers: Annotated[dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], HeaderValue],
-                       Field(max_length=50)] | None = None
+    base_url: Annotated[str, Strict(), Field(max_length=MAX_URL_CHARS, pattern=BASE_URL_PATTERN, description= "an http(s) URL with a host and no credentials, e.g. "
+                                      "http://127.0.0.1:8090")]
+    description: Annotated[str, Strict(), Field(max_length=MAX_DESCRIPTION_CHARS)] | None = Field(
+        None, description=f"a text of at most {MAX_DESCRIPTION_CHARS} characters")
+    headers: Annotated[dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN, description=(
+        "a header name of letters, digits and !#$%&'*+.^_`|~- (1-128)"))], HeaderValue],
+                       Field(max_length=MAX_HEADERS)] | None = None
     # Not nullable (absent is None): a `requests: null` next to a script is a mistake worth naming.
-    requests: Annotated[list[Request], Field(min_length=1, max_length=200)] = Field(
-        None, description="a non-empty list of requests (at most 200)")
+    requests: Annotated[list[Request], Field(min_length=1, max_length=MAX_REQUESTS)] = Field(
+        None, description=f"a non-empty list of requests (at most {MAX_REQUESTS})")
     script: _text(rf"^[^\x00-\x1f\x7f]{{1,1024}}\.(js|ts){END}", "a path to a k6 .js script") = None
     max_vus: _int(1, HARD_MAX_VUS) | None = Field(None, description=f"a positive integer (at most {HARD_MAX_VUS})")
     max_rps: _int(1, 10_000_000) | None = Field(None, description="a positive integer (requests per second)")
@@ -133,10 +172,24 @@ def validate_target_document(raw: Any, field: str) -> Target:
     if not isinstance(raw, dict):
         raise_problems([(field, "a target must be a mapping with base_url and requests or script")])
     try:
-        return _TARGET.validate_python(raw)
+        target = _TARGET.validate_python(raw)
     except ValidationError as exc:
         raise_problems(problems(exc, field, Target, value=raw))
         raise  # unreachable: problems() always finds one
+    # After the fields' own bounds, which name the field (a 50 MB description is refused as the description).
+    _check_document_size(raw, field)
+    return target
+
+
+def _check_document_size(raw: dict[str, Any], field: str) -> None:
+    """The whole document is bounded too (a file is measured before it is parsed; an inline target has no file):
+    Airflow stores a run's Params and XComs in its database."""
+    try:
+        size = len(json.dumps(raw, default=str, separators=(",", ":")).encode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return  # not JSON-shaped: the model names the field that is not
+    if size > MAX_DOCUMENT_BYTES:
+        raise_problems([(field, f"a target may have at most {MAX_DOCUMENT_BYTES} bytes as JSON, got {size}")])
 
 
 def inline_target_json_schema() -> dict[str, Any]:

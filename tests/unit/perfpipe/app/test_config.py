@@ -471,10 +471,13 @@ def test_validate_gates_normalises_string_and_mapping_forms():
     ({"p95_ms": "== 5"}, "thresholds.load.p95_ms: cannot parse '== 5'; expected e.g. '< 500'"),
     ({"p95_ms": {"op": "==", "threshold": 5}}, "thresholds.load.p95_ms.op: must be one of < <= > >=, got '=='"),
     ({"p95_ms": {"threshold": 5, "limit": 3}}, "thresholds.load.p95_ms: unknown keys ['limit'] (known: baseline_runs, key, metric, op, threshold, warn, weight)"),
-    ({"p95_ms": {"op": "<"}}, "thresholds.load.p95_ms.threshold: expected a number, got None"),
+    ({"p95_ms": {"op": "<"}}, "thresholds.load.p95_ms.threshold: expected a finite number, got None"),
     ({"p95_ms": {"threshold": "5"}}, "thresholds.load.p95_ms.threshold: expected a number or a percentage like '+10%', got '5'"),
-    ({"p95_ms": {"threshold": True}}, "thresholds.load.p95_ms.threshold: expected a number, got True"),
-    ({"p95_ms": {"threshold": 5, "warn": "3"}}, "thresholds.load.p95_ms.warn: expected a number, got '3'"),
+    ({"p95_ms": {"threshold": True}}, "thresholds.load.p95_ms.threshold: expected a finite number, got True"),
+    ({"p95_ms": {"threshold": 5, "warn": "3"}}, "thresholds.load.p95_ms.warn: expected a finite number, got '3'"),
+    ({"p95_ms": {"threshold": float("nan")}}, "thresholds.load.p95_ms.threshold: expected a finite number, got nan"),
+    ({"p95_ms": {"threshold": 5, "warn": float("inf")}}, "thresholds.load.p95_ms.warn: expected a finite number, got inf"),
+    ({"p95_ms": {"threshold": 5, "weight": float("inf")}}, "thresholds.load.p95_ms.weight: expected a positive number, got inf"),
     ({"p95_ms": 500}, "thresholds.load.p95_ms: expected {op, threshold, warn}, got 500"),
 ])
 def test_validate_gates_errors_name_the_field(gates, message):
@@ -551,3 +554,36 @@ def test_gates_yaml_analysis_limit_must_be_a_number_at_least_zero(tmp_path, monk
         load_analysis("stress", {})
     assert str(exc.value) == "gates.yaml analysis.stress.error_rate: expected a number >= 0, got -0.05"
     assert load_analysis("chaos", {})["scenarios"]  # the other test types' limits still load
+
+
+# ---------------------------------------------------------------------------------------------- the YAML reader
+
+
+def test_deployment_config_may_use_anchors_but_not_a_bomb(tmp_path):
+    """config/ files may share pieces with anchors (gates.yaml does); their expansion is bounded, and the check
+    costs the file's size, not the expansion's (a 9^12-node bomb is refused at once)."""
+    import time
+
+    from perfpipe.app.config import read_yaml_file
+    from perfpipe.core.model.base import MAX_YAML_NODES
+
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("defaults: &d {p95_ms: '< 500'}\nload:\n  <<: *d\n  rps: '> 1'\n", encoding="utf-8")
+    assert read_yaml_file(shared, "gates.yaml", aliases=True)["load"] == {"p95_ms": "< 500", "rps": "> 1"}
+    with pytest.raises(InputError, match="anchors and aliases"):
+        read_yaml_file(shared, "target", aliases=False)
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 12)), encoding="utf-8")
+    started = time.monotonic()
+    with pytest.raises(InputError, match=f"more than {MAX_YAML_NODES} values"):
+        read_yaml_file(bomb, "gates.yaml", aliases=True)
+    assert time.monotonic() - started < 2
+
+
+def test_set_values_are_yaml_without_aliases():
+    assert parse_set_arguments(["vus=3", "stages=[{duration: 1s, target: 2}]", "thresholds.p95_ms=< 300"]) == {
+        "vus": 3, "stages": [{"duration": "1s", "target": 2}], "thresholds.p95_ms": "< 300"}
+    with pytest.raises(InputError) as exc:
+        parse_set_arguments(["stages=[&s {duration: 1s, target: 1}, *s]"])
+    assert exc.value.field == "--set stages"

@@ -268,6 +268,11 @@ def test_the_counter_counts_and_a_good_input_passes(counting_target, tmp_path):
 @pytest.mark.parametrize("name, test_type, params, env, field", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_naming_the_field_before_any_request(counting_target, tmp_path, monkeypatch,
                                                                    name, test_type, params, env, field):
+    assert_refused_before_any_request(counting_target, tmp_path, monkeypatch, name, test_type, params, env, field)
+
+
+def assert_refused_before_any_request(counting_target, tmp_path, monkeypatch, name, test_type, params, env, field):
+    """The pre-flight refuses the case with an InputError naming `field`, and the counting target saw nothing."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PERFPIPE_TEST_UNSET_TOKEN", raising=False)

@@ -142,3 +142,15 @@ def test_param_schema_names_draft_07_and_keeps_shared_pieces_where_its_refs_poin
     assert validator.is_valid({**GOOD, "inner": {"depth": 2}})
     assert not validator.is_valid({**GOOD, "inner": {"depth": 9}})
     assert param_schema({"type": "object"}, {}) == {"$schema": SCHEMA_DIALECT, "type": "object"}
+
+
+def test_an_error_shows_a_bounded_part_of_a_value():
+    from perfpipe.core.model.base import SHOWN_CHARS, shown
+
+    assert shown("x" * 50_000_000).endswith("... (50000000 characters)")
+    assert len(shown("x" * 50_000_000)) < SHOWN_CHARS + 30
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    assert len(shown(deep)) <= SHOWN_CHARS + 30  # repr() itself would be a RecursionError
+    assert shown("http://u:pw@h/") == "'http://***@h/'"

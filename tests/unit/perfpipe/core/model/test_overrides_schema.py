@@ -47,7 +47,7 @@ values = st.one_of(
                     st.one_of(leaves, st.sampled_from(["p95_ms", "bad name"])), max_size=4),
 )
 durations = st.one_of(st.sampled_from(["30s", "1m30s", "500ms", "2h", "0s", "1.5m", "5d", "10us", "1 m", "-1s",
-                                       "30s\n"]),
+                                       "30s\n", "1" * 31 + "s", "1" * 32 + "s"]),
                       st.integers(-1, 100), st.floats(-1, 100, allow_nan=False))
 # Values near each key's rules (edges included: 0/1, 60/61, 20000/20001), so most documents are close calls.
 NEAR: dict[str, st.SearchStrategy] = {
@@ -58,7 +58,9 @@ NEAR: dict[str, st.SearchStrategy] = {
     "think_time_s": st.one_of(st.floats(-0.5, 61, allow_nan=False),
                               st.sampled_from([0, 0.5, 60, 60.0001, 61, -0.0001, "1", None])),
     "read_ratio": st.one_of(st.floats(-0.1, 1.1, allow_nan=False), st.sampled_from([0, 1, 1.0001, 2, False])),
-    "stages": st.one_of(st.sampled_from(["10s:5,20s:50", "10s:abc", "5s-10", " 5s : 3 ", "1m:20001", ""]),
+    "stages": st.one_of(st.sampled_from(["10s:5,20s:50", "10s:abc", "5s-10", " 5s : 3 ", "1m:20001", "",
+                                          ",".join(["1s:1"] * 100), ",".join(["1s:1"] * 101),
+                                          "1s:1" + " " * 4000]),
                         st.lists(st.fixed_dictionaries({"duration": durations, "target": st.integers(-1, 20_001)},
                                                        optional={"bogus": st.just(1)}), max_size=3)),
     "phases": st.fixed_dictionaries({"baseline": durations, "inject": durations},

@@ -16,21 +16,27 @@ VALIDATOR = jsonschema.validators.validator_for(SCHEMA)(SCHEMA, format_checker=j
 junk = st.one_of(st.none(), st.booleans(), st.integers(-2, 3), st.text(max_size=4), st.just([]), st.just({}))
 urls = st.sampled_from(["http://127.0.0.1:8090", "https://[::1]:8443/api/", "http://localhost", "ftp://127.0.0.1",
                         "http://u:p@127.0.0.1", "http://127.0.0.1:65536", "http://127.0.0.1:0", "127.0.0.1:80",
-                        "http://", "http://127.0.0.1/a b", "http://h:1/x", "http://127.0.0.1:8090\n"])
-paths = st.sampled_from(["/", "/api/{{int:1:9}}", "/a?b=1", "api", "", "//evil/x", "/a b", "/a\nb", "/a\n"])
+                        "http://", "http://127.0.0.1/a b", "http://h:1/x", "http://127.0.0.1:8090\n",
+                        "http://[127.0.0.2]", "http://[::ffff:127.0.0.1]:80", "http://[1::2::3]", "http://[fe80::1]",
+                        "http://127.0.0.1/a\x01", "http://" + "h" * 254, "http://127.0.0.1/" + "a" * 2100])
+paths = st.sampled_from(["/", "/api/{{int:1:9}}", "/a?b=1", "api", "", "//evil/x", "/a b", "/a\nb", "/a\n",
+                         "/a\\b", "/a\u2028", "/\x85", "/" + "a" * 2047, "/" + "a" * 2048])
 statuses = st.one_of(st.sampled_from([99, 100, 200, 200.0, 201.5, 599, 600, True, "200"]),
                      st.lists(st.sampled_from([100, 200, 600, True]), max_size=3))
-REQUEST_NEAR = {"name": st.sampled_from(["home", "GET /", "", "a\nb", "x" * 129]),
+REQUEST_NEAR = {"name": st.sampled_from(["home", "GET /", "", "a\nb", "x" * 129, "x" * 128, "a\\", "a\u2029b",
+                                         "a\x9fb", "café, a=b"]),
                 "method": st.sampled_from(["GET", "post", "Get", "FETCH", "", 5]),
                 "weight": st.sampled_from([1, 2.5, 0, -1, 1e-9, True, "1", None]),
                 "expect_status": statuses,
-                "body": st.one_of(st.none(), st.just({"a": 1}), st.just([1]), st.just("x"), st.just(5)),
+                "body": st.one_of(st.none(), st.just({"a": 1}), st.just([1]), st.just("x"), st.just(5),
+                                  st.just("x" * 65_536), st.just("x" * 65_537)),
                 "bogus": st.just(1)}
 requests = st.fixed_dictionaries({"path": paths}, optional=REQUEST_NEAR)
 # One field of an otherwise good request, spread evenly over the fields.
 one_field_requests = st.sampled_from(sorted(REQUEST_NEAR) + ["path"]).flatmap(
     lambda key: (paths if key == "path" else REQUEST_NEAR[key]).map(lambda value: {"path": "/", key: value}))
-header_values = st.one_of(st.sampled_from(["plain", "Bearer x", "a\r\nb", "", "x\n"]),
+header_values = st.one_of(st.sampled_from(["plain", "Bearer x", "a\r\nb", "", "x\n", "a\tb", "a\x01b", "a\x7f",
+                                           "x" * 8192, "x" * 8193]),
                           st.fixed_dictionaries({}, optional={"env": st.sampled_from(["API_TOKEN", "1BAD", ""]),
                                                               "connection": st.sampled_from(["my_api", "bad id"]),
                                                               "prefix": st.sampled_from(["Bearer ", "a\nb"]),
