@@ -10,7 +10,9 @@ from typing import Any
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, parse_set_arguments
 from perfpipe.app.pipeline import INCLUDE_SOAK
+from perfpipe.app.run_identity import check_logical_date
 from perfpipe.app.targets import configured_targets, resolve_target
+from perfpipe.core.errors import InputError
 from perfpipe.entry.airflow_api import ENV_PASSWORD, ENV_TOKEN, ENV_USER
 from perfpipe.entry.cli.output import CliError
 
@@ -91,4 +93,9 @@ def parse_logical_date(value: str | None) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(f"--logical-date: not an ISO date: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        check_logical_date(parsed)  # a date no test can run at: refused before any run exists
+    except InputError as exc:
+        raise CliError(str(exc)) from None
+    return parsed
