@@ -86,9 +86,9 @@ def fail_stale_runs(home: str | Path) -> list[str]:
     is gone; returns their run ids. Runs of anything else sharing the database (a scheduler, a test's own
     `DAG.test`) are never touched."""
     from airflow import settings  # Airflow: only for an in-process run, after airflow_env.configure()
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
+    from airflow.models.dagrun import DagRun  # as above
+    from airflow.models.taskinstance import TaskInstance  # as above
+    from sqlalchemy import select  # Airflow's database layer, as above
 
     failed, tag = [], home_tag(home)
     with settings.Session() as session:
@@ -112,9 +112,9 @@ def fail_stale_runs(home: str | Path) -> list[str]:
 def own_run(home: str | Path, dag_id: str, logical_date: datetime, run_id: str) -> Iterator[None]:
     """The context of one in-process `DAG.test`: the date's slot held, stale runs failed, and the run created
     under `run_id` (DAG.test names its run after the date alone; perfpipe.app.run_identity says why not)."""
-    from unittest import mock
+    from unittest import mock  # patching one Airflow method for the run: nothing else needs it
 
-    from airflow.models.dagrun import DagRun
+    from airflow.models.dagrun import DagRun  # Airflow: only for an in-process run, after airflow_env.configure()
 
     with date_slot(home, dag_id, logical_date, run_id):
         fail_stale_runs(home)
