@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="standard", choices=PROFILES)
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a value for this run, e.g. vus=10, duration=30s, thresholds.p95_ms=300")
-    run.add_argument("--logical-date", help="ISO date of the run (default: now); rerunning a date replaces "
-                                            "its result")
+    run.add_argument("--logical-date", help="ISO date of the run (default: now), from the DAGs' start_date "
+                                            "on; rerunning a date replaces the target's result once the rerun "
+                                            "has recorded its own")
     run.add_argument("--scenario", dest="chaos_scenario", metavar="NAME",
                      help="chaos: the target's fault scenario (default: the target's default_scenario)")
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
