@@ -109,6 +109,25 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready after {timeout_s}s")
 
 
+def k6_runs_at(dag_id: str, date: str) -> list:
+    """This user's k6 processes of `dag_id` runs at that logical date. Each attempt has its own run id
+    (manual__<date>__<target>__<home>.<nonce>, perfpipe.app.run_identity): found by its date part."""
+    from perfpipe.app.live_status import k6_processes, split_testid
+
+    found = []
+    for proc in k6_processes():
+        parts = split_testid(proc.testid)
+        if parts and parts[0] == dag_id and parts[1].startswith(f"manual__{date}__"):
+            found.append(proc)
+    return found
+
+
+def run_id_of(k6_process) -> str:
+    from perfpipe.app.live_status import split_testid
+
+    return split_testid(k6_process.testid)[1]
+
+
 @pytest.fixture(scope="session")
 def influxdb():
     """Our own influxd on a free loopback port (scripts/influxd.sh, max-body-size 0), stopped at the end."""

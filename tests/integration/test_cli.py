@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import k6_runs_at, run_id_of, wait_until  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +86,7 @@ def test_target_outside_allowlist_is_refused_before_any_request(cli, demo_target
     (["--set", "thresholds.latency=5"], "thresholds.latency"),
     (["--set", "duration=ten"], "duration"),
     (["--target", "nope"], "target"),
+    (["--logical-date", "2001-01-01"], "logical_date"),  # before the start_date: Airflow would run no task
 ])
 def test_bad_input_is_refused_with_the_field_named(cli, demo_target, args, field):
     base = ["run", "smoke", "--profile", "quick", "--json"]
@@ -91,19 +99,87 @@ def test_bad_input_is_refused_with_the_field_named(cli, demo_target, args, field
     assert demo_target.requests() == 0
 
 
+RERUN_DATE = "2026-01-05T00:00:00+00:00"
+SMOKE_2S = ("run", "smoke", "--profile", "quick", "--set", "duration=2s", "--logical-date", RERUN_DATE, "--json")
+
+
+def results_at_rerun_date(influxdb) -> list[dict]:
+    return influxdb.query('SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_smoke\' AND '
+                          "time = '2026-01-05T00:00:00Z'")
+
+
+def demo_pass_at_rerun_date(cli, influxdb) -> dict:
+    """The demo target's passing result of RERUN_DATE (run once if no earlier test left one)."""
+    demo = [p for p in results_at_rerun_date(influxdb) if p["target"] == "demo" and p["verdict"] == "pass"]
+    if not demo:
+        proc = cli(*SMOKE_2S, "--target", "demo")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        demo = [p for p in results_at_rerun_date(influxdb) if p["target"] == "demo"]
+    [point] = demo
+    return point
+
+
 def test_rerunning_a_logical_date_keeps_one_result(cli, influxdb):
-    date = "2026-01-05T00:00:00+00:00"
     runs = []
     for _ in range(2):
-        proc = cli("run", "smoke", "--target", "demo", "--profile", "quick", "--set", "duration=2s",
-                   "--logical-date", date, "--json")
+        proc = cli(*SMOKE_2S, "--target", "demo")
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs.append(json.loads(proc.stdout))
-    assert runs[0]["run_id"] == runs[1]["run_id"]
-    # Each execution has its own testid, so the second run's samples never mix with the first's.
+    # Each attempt has its own run id and testid, so the second run's samples never mix with the first's ...
+    assert runs[0]["run_id"] != runs[1]["run_id"]
     assert runs[0]["stages"][0]["testid"] != runs[1]["stages"][0]["testid"]
     assert runs[1]["stages"][0]["metrics_complete"] is True
-    points = influxdb.query('SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_smoke\' AND '
-                            "time = '2026-01-05T00:00:00Z'")
-    assert len(points) == 1
-    assert points[0]["testid"] == runs[1]["stages"][0]["testid"]
+    # ... and the date still holds one verdict for the target: the second run's.
+    points = [p for p in results_at_rerun_date(influxdb) if p["target"] == "demo"]
+    assert [(p["run_id"], p["testid"]) for p in points] == [(runs[1]["run_id"], runs[1]["stages"][0]["testid"])]
+
+
+def test_a_same_date_run_of_another_target_keeps_both_results(cli, influxdb, demo_target, tmp_path):
+    earlier = demo_pass_at_rerun_date(cli, influxdb)
+    other = write_target(tmp_path, "other", {"name": "other", "base_url": demo_target.url,
+                                             "requests": [{"name": "health", "path": "/health"}]})
+    proc = cli(*SMOKE_2S, "--target", other)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    by_target = {p["target"]: p for p in results_at_rerun_date(influxdb)}
+    assert set(by_target) == {"demo", "other"}
+    assert by_target["demo"]["testid"] == earlier["testid"]  # untouched by the other target's run
+    assert by_target["other"]["testid"] == result["stages"][0]["testid"]
+
+
+def test_a_sigkilled_rerun_keeps_the_earlier_pass(cli, influxdb, tmp_path):
+    """A rerun killed outright (SIGKILL: no handler runs) leaves the earlier verdict; a second run of the same
+    DAG and date meanwhile is refused with a clear message; the dead run does not stay `running`."""
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    from perfpipe.entry.cli import local_runs
+
+    earlier = demo_pass_at_rerun_date(cli, influxdb)
+    log = tmp_path / "rerun.log"
+    rerun = subprocess.Popen([str(Path(sys.executable).parent / "perfpipe"), "run", "smoke", "--target", "demo",
+                              "--profile", "quick", "--set", "duration=30s", "--logical-date", RERUN_DATE],
+                             stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+    try:
+        def k6_running() -> bool:
+            assert rerun.poll() is None, log.read_text()[-3000:]
+            return bool(k6_runs_at("perf_smoke", RERUN_DATE))
+
+        wait_until(k6_running, 120, "the rerun's k6")
+        killed_run_id = run_id_of(k6_runs_at("perf_smoke", RERUN_DATE)[0])
+        second = cli(*SMOKE_2S, "--target", "demo", timeout=120)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert json.loads(second.stdout)["error"].startswith(
+            f"logical_date: perf_smoke already has a run at {RERUN_DATE} in progress here (run {killed_run_id}")
+    finally:
+        os.killpg(rerun.pid, signal.SIGKILL)
+        rerun.wait(timeout=30)
+    wait_until(lambda: not k6_runs_at("perf_smoke", RERUN_DATE), 30, "k6 gone with its run")
+    [point] = [p for p in results_at_rerun_date(influxdb) if p["target"] == "demo"]
+    assert (point["testid"], point["verdict"]) == (earlier["testid"], "pass")
+    # The next run (called here directly) sees the dead CLI's run and fails it, with the reason.
+    assert killed_run_id in local_runs.fail_stale_runs(os.environ["AIRFLOW_HOME"])
+    with settings.Session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == killed_run_id))
+        assert (str(run.state), run.note) == ("failed", local_runs.STALE_NOTE)

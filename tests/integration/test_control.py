@@ -24,7 +24,7 @@ import yaml
 from perfpipe.app.live_status import k6_processes_of_run
 from perfpipe.app.report_paths import stage_report_dir
 
-from conftest import ROOT, free_port, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
+from conftest import ROOT, free_port, k6_runs_at, perfpipe_cli, run_id_of, wait_until  # noqa: E402  (tests/ is on sys.path)
 
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -52,14 +52,16 @@ def end_group(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-def wait_for_k6(dag_id: str, run_id: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+def wait_for_k6(dag_id: str, date: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> str:
+    """Wait for the k6 of the CLI's run of `dag_id` at `date`; returns the run's id (each attempt its own)."""
     def running() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"perfpipe run exited ({proc.returncode}) before k6 started: "
                                  f"{log.read_text()[-3000:]}")
-        return bool(k6_processes_of_run(dag_id, run_id))
+        return bool(k6_runs_at(dag_id, date))
 
-    wait_until(running, timeout_s, f"k6 of {dag_id} {run_id}")
+    wait_until(running, timeout_s, f"k6 of {dag_id} at {date}")
+    return run_id_of(k6_runs_at(dag_id, date)[0])
 
 
 def aborted_points(influx, dag_id: str, run_id: str) -> list[dict]:
@@ -75,11 +77,10 @@ def live_status_of(run_id: str) -> dict | None:
 
 def test_local_stop_aborts_the_in_process_run(influxdb, demo_target, airflow_db, tmp_path):
     date = "2026-03-01T00:00:00+00:00"
-    run_id = f"manual__{date}"
     log = tmp_path / "run.log"
     run = start_cli(CHAOS_40S + ["--logical-date", date], log)
     try:
-        wait_for_k6("perf_chaos", run_id, run, log, timeout_s=120)
+        run_id = wait_for_k6("perf_chaos", date, run, log, timeout_s=120)
         # `perfpipe status` sees it live, from InfluxDB: VUs, request rate and error rate of this very run.
         deadline = time.monotonic() + 30
         live = None
@@ -118,12 +119,11 @@ def test_local_stop_aborts_the_in_process_run(influxdb, demo_target, airflow_db,
 def test_stop_never_touches_other_runs(influxdb, demo_target, airflow_db, tmp_path):
     """A run id that is a prefix of the running one, or the same run id under another DAG: nothing stopped."""
     date = "2026-03-02T00:00:00+00:00"
-    run_id = f"manual__{date}"
     log = tmp_path / "run.log"
     run = start_cli(["run", "smoke", "--target", "demo", "--profile", "quick", "--set", "duration=15s",
                      "--logical-date", date, "--json"], log)
     try:
-        wait_for_k6("perf_smoke", run_id, run, log, timeout_s=120)
+        run_id = wait_for_k6("perf_smoke", date, run, log, timeout_s=120)
         for args in ([run_id[:-1], "--dag-id", "perf_smoke"], [run_id, "--dag-id", "perf_chaos"],
                      [run_id, "--dag-id", "perf_smok"]):
             proc = perfpipe_cli("stop", *args, "--wait", "1", timeout=60)
@@ -250,13 +250,14 @@ def test_run_through_the_rest_api_matches_the_in_process_result(standalone, infl
     assert proc.returncode == 0, proc.stderr[-3000:] + standalone.log_tail()
     result = json.loads(proc.stdout)
     assert set(result) == {"dag_id", "run_id", "state", "stages", "path", "outcome", "failed_tasks", "exit_code"}
-    assert (result["dag_id"], result["run_id"], result["state"]) == ("perf_smoke", f"manual__{date}", "success")
+    assert (result["dag_id"], result["state"]) == ("perf_smoke", "success")
+    assert result["run_id"].startswith(f"manual__{date}__demo__")  # the attempt's own id: date, target, checkout
     assert (result["outcome"], result["path"], result["failed_tasks"]) == ("passed", ["smoke"], [])
     [stage] = result["stages"]
     assert set(stage) == {"test_type", "target", "verdict", "testid", "metrics", "analysis", "checks",
                           "metrics_complete", "report"}
     assert stage["verdict"] == "pass" and stage["metrics_complete"] is True
-    assert stage["testid"] == f"perf_smoke:manual__{date}:smoke:try1"
+    assert stage["testid"] == f"perf_smoke:{result['run_id']}:smoke:try1"
     assert Path(stage["report"]).is_file()
     # It followed the run: the paused DAG was unpaused, task states and the stage result were printed live.
     assert "unpaused" in proc.stderr and "run_k6: running" in proc.stderr and "smoke on demo: PASS" in proc.stderr
@@ -274,9 +275,9 @@ def test_rerun_of_a_date_through_the_rest_api_replaces_the_earlier_run(standalon
                         "--logical-date", date, "--airflow-url", standalone.url, "--json", timeout=300,
                         env=standalone.cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:] + standalone.log_tail()
-    assert f"replacing the earlier success run manual__{date}" in proc.stderr
+    assert f"replacing the earlier success run manual__{date}__demo__" in proc.stderr
     result = json.loads(proc.stdout)
-    assert result["run_id"] == f"manual__{date}" and result["stages"][0]["metrics_complete"] is True
+    assert result["run_id"].startswith(f"manual__{date}__demo__") and result["stages"][0]["metrics_complete"]
     points = influxdb.query('SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_smoke\' AND '
                             "time = '2026-03-03T00:00:00Z'")
     assert [p["testid"] for p in points] == [result["stages"][0]["testid"]]
@@ -339,9 +340,7 @@ def test_params_refused_by_the_api_server(standalone, tmp_path, session_dir):
     assert proc.returncode == 2, proc.stderr[-3000:]
     error = json.loads(proc.stdout)["error"]
     assert "refused" in error and "demo_only_here" in error
-    with pytest.raises(AirflowAPIError) as missing:
-        client.get_run("perf_smoke", "manual__2026-03-05T00:00:00+00:00")
-    assert missing.value.status == 404
+    assert client.runs_at("perf_smoke", datetime(2026, 3, 5, tzinfo=timezone.utc)) == []  # nothing triggered
     # Wrong credentials: exit 2 with Airflow's reason, nothing triggered.
     proc = perfpipe_cli("run", "smoke", "--target", "demo", "--profile", "quick", "--logical-date",
                         "2026-03-05T00:00:00+00:00", "--airflow-url", standalone.url, "--airflow-user", "admin",
@@ -369,12 +368,11 @@ def test_full_quick_pipeline_through_the_rest_api_reaches_ready(standalone, infl
 @pytest.mark.standalone
 def test_stop_through_the_rest_api_aborts_the_stage(standalone, influxdb, tmp_path):
     date = "2026-03-06T00:00:00+00:00"
-    run_id = f"manual__{date}"
     log = tmp_path / "run.log"
     run = start_cli(CHAOS_40S + ["--logical-date", date, "--airflow-url", standalone.url, "--unpause"], log,
                     env=standalone.cli_env)
     try:
-        wait_for_k6("perf_chaos", run_id, run, log, timeout_s=180)
+        run_id = wait_for_k6("perf_chaos", date, run, log, timeout_s=180)
         wait_until(lambda: (live_status_of(run_id) or {}).get("rps", 0) > 0, 30, "live load in perfpipe status")
         stop = perfpipe_cli("stop", run_id, "--dag-id", "perf_chaos", "--airflow-url", standalone.url,
                             timeout=60, env=standalone.cli_env)

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.app.live_status import k6_processes_of_run
 from perfpipe.app.report_paths import stage_report_dir
 
-from conftest import wait_until  # noqa: E402  (tests/ is on sys.path)
+from conftest import k6_runs_at, wait_until  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +156,6 @@ def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_b
         "name": "secretive", "base_url": recorder.url, "script": str(script),
         "headers": {"Authorization": {"env": "PERFPIPE_EXPOSURE_TOKEN", "prefix": "Bearer "}}}))
     date = "2026-05-02T00:00:00+00:00"
-    run_id = f"manual__{date}"
     log = tmp_path / "run.log"
     env = {**os.environ, "PERFPIPE_EXPOSURE_TOKEN": HEADER_SECRET, "PERFPIPE_INFLUXDB_USER": "perfpipe",
            "PERFPIPE_INFLUXDB_PASSWORD": INFLUX_PASSWORD}
@@ -167,14 +165,14 @@ def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_b
     try:
         def k6_running():
             assert run.poll() is None, log.read_text()[-3000:]
-            return k6_processes_of_run("perf_smoke", run_id)
+            return k6_runs_at("perf_smoke", date)
 
         wait_until(k6_running, 120, "k6 started")
         time.sleep(2)  # k6 is past its init: any listener it would open is open now
         influxd_pid = int((session_dir / "run" / "influxd.pid").read_text().strip())
         ours = {influxd_pid, os.getpid()} | descendants(run.pid) | \
             pids_by_cmdline(f"demo_target.py\x00--host\x00127.0.0.1\x00--port\x00{demo_port}\x00")
-        k6_pids = {p.pid for p in k6_processes_of_run("perf_smoke", run_id)}
+        k6_pids = {p.pid for p in k6_runs_at("perf_smoke", date)}
         assert k6_pids, "k6 ended before the scan"
         assert k6_pids <= ours, "k6 runs as a child of the perfpipe run"
         listeners = listeners_of(ours)
@@ -201,6 +199,8 @@ def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_b
     # ... yet neither secret is in the task log, the reports or InfluxDB.
     assert HEADER_SECRET not in stderr and INFLUX_PASSWORD not in stderr
     assert HEADER_SECRET not in out and INFLUX_PASSWORD not in out
+    result = json.loads(out)
+    run_id = result["run_id"]
     report_dir = stage_report_dir("perf_smoke", run_id, "smoke")
     files = [p for p in report_dir.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"k6.log", "summary.json", "run-config.json"}
@@ -208,7 +208,6 @@ def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_b
         text = path.read_text(errors="replace")
         assert HEADER_SECRET not in text and INFLUX_PASSWORD not in text, path
     assert "Bearer ***" in (report_dir / "k6.log").read_text()
-    result = json.loads(out)
     series = json.dumps(influxdb.get_conn().query("SHOW SERIES").raw)
     assert result["stages"][0]["testid"] in series  # the run's samples are there ...
     assert HEADER_SECRET not in series and INFLUX_PASSWORD not in series  # ... without the secrets in any tag

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfpipe.app.live_status import k6_processes_of_run
 
-from conftest import ROOT, free_port, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
+from conftest import ROOT, free_port, k6_runs_at, perfpipe_cli, wait_until  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +76,6 @@ def test_influxdb_killed_mid_run_is_inconclusive_and_a_rerun_leaves_one_result(d
     influxd.start()
     env = {"PERFPIPE_INFLUXDB_URL": influxd.url}
     date = "2026-05-01T00:00:00+00:00"
-    run_id = f"manual__{date}"
     args = ["run", "chaos", "--target", "demo", "--profile", "quick", "--set", "duration=20s", "--logical-date",
             date, "--json"]
     log = tmp_path / "run.log"
@@ -86,7 +84,7 @@ def test_influxdb_killed_mid_run_is_inconclusive_and_a_rerun_leaves_one_result(d
     try:
         def k6_running() -> bool:
             assert run.poll() is None, log.read_text()[-3000:]
-            return bool(k6_processes_of_run("perf_chaos", run_id))
+            return bool(k6_runs_at("perf_chaos", date))
 
         wait_until(k6_running, 120, "k6 started")
         time.sleep(4)  # samples are flowing
@@ -114,7 +112,8 @@ def test_influxdb_killed_mid_run_is_inconclusive_and_a_rerun_leaves_one_result(d
         from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 
         points = InfluxDBHook(settings=InfluxSettings(url=influxd.url, database="k6")).query(
-            'SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_chaos\' AND "run_id" = $r', {"r": run_id})
+            'SELECT * FROM "perf_results" WHERE "dag_id" = \'perf_chaos\' AND "target" = \'demo\' AND '
+            "time = '2026-05-01T00:00:00Z'")
         assert [(p["testid"], p["verdict"]) for p in points] == [(again["testid"], again["verdict"])]
         assert again["testid"] != stage["testid"]
     finally:

@@ -105,7 +105,8 @@ PERF_RESULTS = Measurement(
     {"verdict": str, "testid": str, "metrics_complete": bool, "report": str, "checks_json": str, "profile": str,
      "score": float, "k6_exit_code": int, "started_ms": float, "ended_ms": float, "analysis_json": str,
      **{name: float for name in NUMERIC_RESULT_FIELDS}},
-    doc="one point per (dag_id, run_id, test_type, target) at the run's logical date: a rerun overwrites it")
+    doc="one verdict per (dag_id, test_type, target) at the run's logical date: a rerun's point replaces the "
+        "earlier run's once written (perfpipe.app.results.store_result)")
 
 # --- perf_pipeline: one point per pipeline outcome (perfpipe.app.outcomes) ---------------------------------------
 

@@ -2,8 +2,8 @@
 InfluxDB) and, for any run read back, its outcome and whether the system passed (the CLI's exit code).
 
 Measurement `perf_pipeline` (perfpipe.app.measurements.PERF_PIPELINE): one point per pipeline run (tags dag_id,
-run_id, target; time = logical date) with fields outcome, path, explanation and evidence_json, so a rerun of the
-date replaces it.
+run_id, target; time = logical date) with fields outcome, path, explanation and evidence_json; a rerun of the
+date and target replaces it once it has recorded its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from perfpipe.app import pipeline
 from perfpipe.app.gates import ABORTED, FAIL, PASS, WARN
 from perfpipe.app.measurements import PATH_SEPARATOR, PERF_PIPELINE
-from perfpipe.app.results import read_results
+from perfpipe.app.results import drop_other_runs, read_results
 from perfpipe.app.influx import influxdb_hook
 from perfpipe.core.model.plan import StageResult
 
@@ -49,14 +49,16 @@ def conclude(outcome: str, dag_id: str, run_id: str, logical_date: datetime) -> 
         "explanation": pipeline.explain(outcome, failed),
         "evidence": pipeline.evidence(failed) if failed else [],
     }
-    hook.write([{
+    point = {
         "measurement": PERF_PIPELINE.name,
         "tags": {"dag_id": dag_id, "run_id": run_id, "target": conclusion["target"]},
         "time": int(logical_date.timestamp() * 1000),
         "fields": {"outcome": outcome, "path": PATH_SEPARATOR.join(conclusion["path"]),
                    "explanation": conclusion["explanation"],
                    "evidence_json": json.dumps(conclusion["evidence"], sort_keys=True)},
-    }], time_precision="ms")
+    }
+    hook.write([point], time_precision="ms")
+    drop_other_runs(hook, PERF_PIPELINE.name, point, ("dag_id", "target"))  # one outcome per (dag, target, date)
     log.info("decision path: %s", PATH_SEPARATOR.join(conclusion["path"]))
     log.info("outcome %s: %s", outcome.upper(), conclusion["explanation"])
     if outcome != pipeline.READY:

@@ -1,7 +1,7 @@
 """Stage results: metrics for a testid from InfluxDB, reconciled with k6's own counts, stored in perf_results.
 
-One perf_results point per (dag_id, run_id, test_type, target), timestamped with the DAG run's logical date, so a
-rerun of the same date overwrites its point instead of adding one.
+One perf_results point per (dag_id, test_type, target), timestamped with the DAG run's logical date: a rerun of
+the same date replaces the earlier run's point once it has written its own (store_result).
 """
 
 from __future__ import annotations
@@ -192,23 +192,29 @@ def result_point(stage: StageResult, logical_date: datetime) -> dict[str, Any]:
 
 
 def store_result(hook: InfluxDBHook, stage: StageResult, logical_date: datetime) -> None:
-    """Write the stage's perf_results point, then drop points of other runs for the same logical date.
+    """Write the stage's perf_results point, then drop the points other runs recorded for the same key.
 
-    Same tags and time as an earlier try -> InfluxDB overwrites the point. A rerun of the date under another run
-    id (a re-trigger) would add a second point: it is removed once the new one is safely written.
+    One verdict per (dag, target, test type, logical date). Same run id and time as an earlier try -> InfluxDB
+    overwrites the point. A rerun under another run id (every CLI attempt has its own, see
+    perfpipe.app.run_identity) adds a point; the earlier ones go only once the new one is safely written, so an
+    attempt that dies before recording leaves the earlier verdict in place.
     """
     point = result_point(stage, logical_date)
     hook.write([point], time_precision="ms")
-    tags = point["tags"]
-    same_date = hook.query(
-        f'SELECT "verdict", "run_id" FROM "{PERF_RESULTS}" WHERE "dag_id" = $dag_id AND '
-        f'"test_type" = $test_type AND "target" = $target AND time = {point["time"]}ms',
-        {"dag_id": tags["dag_id"], "test_type": tags["test_type"], "target": tags["target"]})
-    for stale_run_id in sorted({p["run_id"] for p in same_date} - {tags["run_id"]}):
-        hook.execute(
-            f'DELETE FROM "{PERF_RESULTS}" WHERE "dag_id" = {_quote(tags["dag_id"])} AND '
-            f'"test_type" = {_quote(tags["test_type"])} AND "target" = {_quote(tags["target"])} AND '
-            f'"run_id" = {_quote(stale_run_id)} AND time = {point["time"]}ms')
+    drop_other_runs(hook, PERF_RESULTS.name, point, ("dag_id", "test_type", "target"))
+
+
+def drop_other_runs(hook: InfluxDBHook, measurement: str, point: dict[str, Any], key: tuple[str, ...]) -> None:
+    """Delete the points of `measurement` at the point's time whose `key` tags equal the point's but whose run_id
+    differs: what earlier runs recorded for the key the just-written point now answers."""
+    tags, time_ms = point["tags"], int(point["time"])
+    where = " AND ".join(f'"{name}" = ${name}' for name in key)
+    same_key = hook.query(f'SELECT * FROM "{measurement}" WHERE {where} AND time = {time_ms}ms',
+                          {name: tags[name] for name in key})
+    for stale_run_id in sorted({p["run_id"] for p in same_key} - {tags["run_id"]}):
+        match = " AND ".join(f'"{name}" = {_quote(tags[name])}' for name in key)
+        hook.execute(f'DELETE FROM "{measurement}" WHERE {match} AND "run_id" = {_quote(stale_run_id)} '
+                     f'AND time = {time_ms}ms')
 
 
 def _quote(value: str) -> str:
@@ -236,18 +242,6 @@ def baseline_values(hook: InfluxDBHook, test_type: str, target: str, profile: st
         values = [float(p["v"]) for p in points if p.get("v") is not None]
         baselines[name] = statistics.median(values) if values else None
     return baselines
-
-
-def clear_run_results(hook: InfluxDBHook, dag_id: str, run_id: str, test_type: str | None = None) -> None:
-    """Forget what an earlier execution of this run id recorded (Airflow reuses run ids when a date is rerun), so
-    nothing stale is read as this execution's result. Called once the rerun's input has been validated.
-    Without `test_type`, the whole run: every stage and the pipeline's outcome."""
-    where = f'"dag_id" = {_quote(dag_id)} AND "run_id" = {_quote(run_id)}'
-    if test_type is not None:
-        hook.execute(f'DELETE FROM "{PERF_RESULTS}" WHERE {where} AND "test_type" = {_quote(test_type)}')
-        return
-    hook.execute(f'DELETE FROM "{PERF_RESULTS}" WHERE {where}')
-    hook.execute(f'DELETE FROM "{PERF_PIPELINE}" WHERE {where}')
 
 
 def read_results(hook: InfluxDBHook, dag_id: str, run_id: str) -> list[StageResult]:

@@ -82,22 +82,14 @@ def iso(value: datetime) -> str:
     return value.isoformat()
 
 
-def manual_run_id(logical_date: datetime) -> str:
-    """The run id of a manual run of that date: the same `manual__<ISO date>` the in-process CLI uses."""
-    return f"manual__{iso(logical_date)}"
-
-
-def trigger_payload(conf: dict[str, Any], logical_date: datetime, run_id: str | None = None) -> dict[str, Any]:
+def trigger_payload(conf: dict[str, Any], logical_date: datetime, run_id: str) -> dict[str, Any]:
     """The body of `POST /dags/{dag_id}/dagRuns`.
 
-    `logical_date` is required by Airflow 3 (it may be null there; ours never is), `run_after` = the logical date
-    keeps the run id a function of the date, as with `dag.test`. `conf` is validated against the DAG's Params
-    (JSON schema) by the API: a refusal is HTTP 400.
+    `logical_date` is required by Airflow 3 (it may be null there; ours never is). `run_id`: the attempt's own
+    (perfpipe.app.run_identity.run_id_for), the same shape as an in-process run's. `conf` is validated against the
+    DAG's Params (JSON schema) by the API: a refusal is HTTP 400.
     """
-    payload: dict[str, Any] = {"dag_run_id": run_id or manual_run_id(logical_date),
-                               "logical_date": iso(logical_date), "run_after": iso(logical_date),
-                               "conf": conf}
-    return payload
+    return {"dag_run_id": run_id, "logical_date": iso(logical_date), "run_after": iso(logical_date), "conf": conf}
 
 
 def error_message(body: Any, fallback: str = "") -> str:
@@ -223,8 +215,7 @@ class AirflowClient:
         return self.request("PATCH", api_url(self.base_url, "dags", dag_id, query={"update_mask": "is_paused"}),
                             json={"is_paused": paused})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: datetime,
-                run_id: str | None = None) -> dict[str, Any]:
+    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: datetime, run_id: str) -> dict[str, Any]:
         return self.request("POST", dag_run_url(self.base_url, dag_id),
                             json=trigger_payload(conf, logical_date, run_id))
 

@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param, task
 
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, max_run_seconds, read_config_yaml, settings
+from perfpipe.app.run_identity import DAG_START_DATE
 from perfpipe.core.errors import InputError
 from perfpipe.core.model.overrides import overrides_json_schema
 from perfpipe.core.model.plan import StageResult, TestPlan
@@ -81,8 +82,6 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
     def validate(**context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException  # at task run time: DAG parsing stays light
 
-        from perfpipe.app.influx import influxdb_hook  # at task run time: DAG parsing stays light
-        from perfpipe.app.results import clear_run_results  # at task run time: DAG parsing stays light
         # at task run time: parsing a DAG file stays light (no InfluxDB, results or k6 modules)
         from perfpipe.app.stage import prepare_plan, prepare_run, run_stages
 
@@ -102,9 +101,8 @@ def add_test_stage(test_type: str, runtime: str | None = None, with_verdict: boo
         except InputError as exc:
             # Bad input never improves on retry: fail now, before any load, naming the field.
             raise AirflowFailException(f"refused before any load: {exc}") from None
-        # A rerun of this run id replaces what the earlier execution recorded (kept if the input was bad).
-        clear_run_results(influxdb_hook(), context["dag"].dag_id, context["run_id"],
-                          None if first_stage else test_type)
+        # Nothing earlier is cleared here: `record` replaces the earlier result of the same (dag, target, test,
+        # date) only once this attempt has written its own, so an attempt that dies keeps the earlier verdict.
         return plan.to_json_data()  # XCom carries JSON; the next tasks read it back as a TestPlan
 
     @task(task_id="evaluate")
@@ -195,7 +193,7 @@ def build_test_dag(test_type: str) -> DAG:
         dag_id=f"perf_{test_type}",
         description=f"k6 {test_type} test: validate -> run k6 -> evaluate gates from InfluxDB -> record",
         schedule=schedule_for(test_type),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=DAG_START_DATE,
         catchup=False,
         max_active_runs=1,
         params=dag_params(f"perf_{test_type}"),
@@ -221,7 +219,7 @@ def build_pipeline_dag(dag_id: str = "perf_pipeline") -> DAG:
         dag_id=dag_id,
         description="smoke -> load -> stress -> spike -> chaos -> (soak) -> ready, gated at every step",
         schedule=schedule_for("pipeline"),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=DAG_START_DATE,
         catchup=False,
         max_active_runs=1,
         params=params,

@@ -10,7 +10,9 @@ from typing import Any
 from perfpipe import TEST_TYPES
 from perfpipe.app.config import PROFILES, parse_set_arguments
 from perfpipe.app.pipeline import INCLUDE_SOAK
+from perfpipe.app.run_identity import check_logical_date
 from perfpipe.app.targets import configured_targets, resolve_target
+from perfpipe.core.errors import InputError
 from perfpipe.entry.airflow_api import ENV_PASSWORD, ENV_TOKEN, ENV_USER
 from perfpipe.entry.cli.output import CliError
 
@@ -28,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="standard", choices=PROFILES)
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a value for this run, e.g. vus=10, duration=30s, thresholds.p95_ms=300")
-    run.add_argument("--logical-date", help="ISO date of the run (default: now); rerunning a date replaces "
-                                            "its result")
+    run.add_argument("--logical-date", help="ISO date of the run (default: now), from the DAGs' start_date "
+                                            "on; rerunning a date replaces the target's result once the rerun "
+                                            "has recorded its own")
     run.add_argument("--scenario", dest="chaos_scenario", metavar="NAME",
                      help="chaos: the target's fault scenario (default: the target's default_scenario)")
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
@@ -91,4 +94,9 @@ def parse_logical_date(value: str | None) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(f"--logical-date: not an ISO date: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        check_logical_date(parsed)  # a date no test can run at: refused before any run exists
+    except InputError as exc:
+        raise CliError(str(exc)) from None
+    return parsed

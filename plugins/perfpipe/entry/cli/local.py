@@ -16,10 +16,11 @@ from typing import Any, TextIO
 
 from perfpipe.app.chaos import restore_leftovers
 from perfpipe.app.live_status import format_status, running_tests, stop_local
+from perfpipe.app.run_identity import home_of_run_id, home_tag, run_id_for, target_name_of
 from perfpipe.app.stage import prepare_run, run_stages
 from perfpipe.core.errors import PerfpipeError
 from perfpipe.entry.airflow_env import ensure_db
-from perfpipe.entry.cli import output
+from perfpipe.entry.cli import local_runs, output
 from perfpipe.entry.cli.args import params_from_args
 from perfpipe.entry.cli.output import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_PASSED, CliError
 
@@ -101,10 +102,12 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
     # Airflow is imported only here, after main() has run airflow_env.configure(): its settings are read at import.
     from airflow.sdk.exceptions import ParamValidationError
 
+    home = os.environ["AIRFLOW_HOME"]
+    # Each attempt its own run id (target, this checkout, a nonce): results are keyed by (dag, target, test, date)
+    # and a rerun replaces the earlier one only once it has recorded its own (perfpipe.app.run_identity).
+    run_id = run_id_for(logical_date, target_name_of(params), home_tag(home))
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            # run_after = logical date makes the run id (manual__<date>) a function of the date, so a rerun of
-            # the date reuses its run and replaces its results instead of adding new ones.
+        with local_runs.own_run(home, dag.dag_id, logical_date, run_id), contextlib.redirect_stdout(sys.stderr):
             return dag.test(logical_date=logical_date, run_after=logical_date, run_conf=params)
     except ParamValidationError as exc:
         raise CliError(f"invalid params: {exc}") from None
@@ -112,6 +115,11 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
 
 def stop_command(args: argparse.Namespace, out: TextIO) -> int:
     """SIGTERM to this machine's k6 processes of the run. Exit 0: something was stopped; 1: nothing was running."""
+    started_by = home_of_run_id(args.run_id)
+    if started_by and started_by != home_tag(os.environ["AIRFLOW_HOME"]):
+        # Run ids name the checkout that started them: another checkout's run is its own to stop.
+        raise CliError(f"run_id: {args.run_id} was started by another checkout (home {started_by}, this one is "
+                       f"{home_tag(os.environ['AIRFLOW_HOME'])}): stop it from there")
     stopped = stop_local(args.dag_id, args.run_id, wait_s=args.wait,
                          log=lambda msg: output.progress(f"perfpipe: {msg}"))
     output.emit(out, args.json, {"dag_id": args.dag_id, "run_id": args.run_id, "mode": "local", "stopped": stopped},

@@ -83,6 +83,9 @@ def summarize_run(dag_id: str, run_id: str, state: str, failed_tasks: list[str],
         run = outcomes.stages_outcome(verdicts, len(test_types))
         summary["outcome"] = run.outcome
     summary.update({"failed_tasks": sorted(failed_tasks), "exit_code": exit_code_of(run)})
+    if not stages:  # whatever Airflow says of the run (a run it skipped is "success"), nothing was tested
+        summary["reason"] = (f"no test ran: run {run_id} recorded no result (Airflow run state {state}"
+                             + (f", failed tasks: {', '.join(sorted(failed_tasks))})" if failed_tasks else ")"))
     return summary
 
 
@@ -118,12 +121,16 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
         lines.append(f"  pipeline report: {result['report']}")
     if result["failed_tasks"]:
         lines.append(f"\n  failed tasks: {', '.join(result['failed_tasks'])} (see the log above)")
+    if result.get("reason"):
+        lines.append(f"\n  reason: {result['reason']}")
     out.write("\n".join(lines) + "\n")
     out.flush()
 
 
 def print_run(result: dict[str, Any], out: TextIO, as_json: bool) -> int:
     """A run's summary (see summarize_run) as JSON or the table; returns its exit code."""
+    if result.get("reason"):
+        progress(f"perfpipe: {result['reason']}")
     if as_json:
         print(json.dumps(result, indent=2, default=str), file=out, flush=True)
     else:

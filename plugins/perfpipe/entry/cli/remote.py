@@ -6,6 +6,7 @@ printing each stage result as it lands in InfluxDB, and summarize it like an in-
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import datetime
 from typing import Any, TextIO
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 from perfpipe.app.config import max_run_seconds
 from perfpipe.app.pools import LOAD_TASK_ID, pool_for, wanted_pools
 from perfpipe.app.results import read_results
+from perfpipe.app.run_identity import home_tag, run_id_for, target_name_of
 from perfpipe.core.errors import PerfpipeError
 from perfpipe.app.influx import influxdb_hook
 from perfpipe.entry.airflow_api import (ACTIVE_RUN_STATES, FINISHED_RUN_STATES, AirflowAPIError, AirflowClient,
@@ -69,7 +71,9 @@ def run_remote(args: argparse.Namespace, params: dict[str, Any], stages: list[st
         # default Params (standard profile), which is load nobody asked for here.
         raise CliError(f"DAG {dag_id} is paused in the Airflow at {client.base_url}, and unpausing it also "
                        f"starts its schedule ({schedule}). Unpause it in Airflow, or pass --unpause.")
-    run = trigger(client, dag_id, params, logical_date)  # refused params: nothing changed in Airflow
+    # The attempt's own run id, naming the target and this checkout (perfpipe.app.run_identity).
+    run_id = run_id_for(logical_date, target_name_of(params), home_tag(os.environ["AIRFLOW_HOME"]))
+    run = trigger(client, dag_id, params, logical_date, run_id)  # refused params: nothing changed in Airflow
     ensure_pool(client, params)
     if dag.get("is_paused"):
         # A run of a paused DAG stays queued: unpause, as the UI's trigger button does.
@@ -114,11 +118,13 @@ def ensure_pool(client: AirflowClient, params: dict[str, Any]) -> None:
     progress(f"perfpipe: created the one-slot pool {name} in Airflow (the k6 task runs in it)")
 
 
-def trigger(client: AirflowClient, dag_id: str, params: dict[str, Any], logical_date: datetime) -> dict[str, Any]:
-    """POST the run. A finished run of the same logical date is replaced, as dag.test does; a live one is not."""
+def trigger(client: AirflowClient, dag_id: str, params: dict[str, Any], logical_date: datetime,
+            run_id: str) -> dict[str, Any]:
+    """POST the run. A finished run of the same logical date is replaced, as dag.test does; a live one is not
+    (Airflow keeps one run per DAG and date). The replaced run's results stay until this one records its own."""
     for attempt in range(2):
         try:
-            return client.trigger(dag_id, params, logical_date)
+            return client.trigger(dag_id, params, logical_date, run_id)
         except AirflowAPIError as exc:
             if exc.status != 409 or attempt:
                 raise api_error(exc, f"triggering {dag_id}") from None
@@ -126,8 +132,9 @@ def trigger(client: AirflowClient, dag_id: str, params: dict[str, Any], logical_
             existing = client.runs_at(dag_id, logical_date)
             live = [r for r in existing if r.get("state") in ACTIVE_RUN_STATES]
             if live:
-                raise CliError(f"run {live[0]['dag_run_id']} of {dag_id} for {logical_date.isoformat()} is still "
-                               f"{live[0]['state']}: stop it first (perfpipe stop) or pass another --logical-date")
+                raise CliError(f"logical_date: run {live[0]['dag_run_id']} of {dag_id} for {logical_date.isoformat()} "
+                               f"is still {live[0]['state']} and Airflow keeps one run per DAG and date: wait for "
+                               f"it, stop it first (perfpipe stop) or pass another --logical-date")
             if not existing:
                 raise CliError(f"triggering {dag_id}: Airflow reports a conflict (the run id exists) but has no "
                                f"run for {logical_date.isoformat()}")

@@ -224,3 +224,35 @@ def test_summary_aggregates_of_an_empty_summary_are_all_unknown():
 def test_reconcile_allowance_boundaries():
     assert reconcile(100_000, 100_000 - 10)["metrics_complete"] is True
     assert reconcile(100_000, 100_000 - 11)["metrics_complete"] is False
+
+
+class _KeyHook:
+    """Answers the same-key query with points of the given run ids; records what is deleted."""
+
+    def __init__(self, run_ids):
+        self.run_ids, self.asked, self.executed = run_ids, [], []
+
+    def query(self, query, params=None):
+        self.asked.append((query, params))
+        return [{"run_id": r} for r in self.run_ids]
+
+    def execute(self, statement):
+        self.executed.append(statement)
+
+
+def test_only_other_runs_points_of_the_same_key_are_dropped():
+    from perfpipe.app.results import drop_other_runs
+
+    point = {"tags": {"dag_id": "perf_smoke", "test_type": "smoke", "target": "it's", "run_id": "new"},
+             "time": 1772366400000}
+    hook = _KeyHook(["old", "new", "older"])
+    drop_other_runs(hook, "perf_results", point, ("dag_id", "test_type", "target"))
+    [(query, params)] = hook.asked
+    assert "time = 1772366400000ms" in query and params == {"dag_id": "perf_smoke", "test_type": "smoke",
+                                                             "target": "it's"}
+    assert hook.executed == [
+        f'DELETE FROM "perf_results" WHERE "dag_id" = \'perf_smoke\' AND "test_type" = \'smoke\' AND '
+        f'"target" = \'it\\\'s\' AND "run_id" = \'{run}\' AND time = 1772366400000ms' for run in ("old", "older")]
+    alone = _KeyHook(["new"])
+    drop_other_runs(alone, "perf_results", point, ("dag_id", "test_type", "target"))
+    assert alone.executed == []  # its own point is never deleted

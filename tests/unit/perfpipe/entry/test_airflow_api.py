@@ -12,7 +12,7 @@ import pytest
 
 from perfpipe.entry import airflow_api
 from perfpipe.entry.airflow_api import (AirflowAPIError, AirflowClient, Credentials, api_url, credentials_from,
-                                  dag_run_url, error_message, manual_run_id, normalize_base_url, trigger_payload)
+                                  dag_run_url, error_message, normalize_base_url, trigger_payload)
 
 from unit.json_http import JsonHandler
 
@@ -40,27 +40,18 @@ def test_run_ids_are_quoted_as_one_path_segment():
     assert api_url("http://h:1/base", "dags", "perf_smoke") == "http://h:1/base/api/v2/dags/perf_smoke"
 
 
-def test_manual_run_id_is_airflows_own_for_that_date():
-    from airflow.utils.types import DagRunType
-
-    assert manual_run_id(DATE) == RUN_ID == DagRunType.MANUAL.generate_run_id(suffix=DATE.isoformat())
-    with pytest.raises(ValueError):
-        manual_run_id(datetime(2026, 1, 5))  # naive dates are ambiguous
-
-
 def test_trigger_payload_pins_run_id_logical_date_and_conf():
     conf = {"target": "demo", "profile": "quick", "overrides": {"duration": "40s"}}
-    payload = trigger_payload(conf, DATE)
+    payload = trigger_payload(conf, DATE, RUN_ID)
     assert payload == {"dag_run_id": RUN_ID, "logical_date": "2026-01-05T00:00:00+00:00",
                        "run_after": "2026-01-05T00:00:00+00:00", "conf": conf}
     json.dumps(payload)  # what is sent is plain JSON
-    assert trigger_payload({}, DATE, run_id="x")["dag_run_id"] == "x"
 
 
 def test_trigger_payload_is_accepted_by_airflows_own_body_model():
     from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
 
-    body = TriggerDAGRunPostBody(**trigger_payload({"profile": "quick"}, DATE))
+    body = TriggerDAGRunPostBody(**trigger_payload({"profile": "quick"}, DATE, RUN_ID))
     assert body.dag_run_id == RUN_ID and body.logical_date == DATE and body.conf == {"profile": "quick"}
 
 
@@ -129,18 +120,18 @@ def fake_airflow():
 
 def test_client_logs_in_and_renews_an_expired_token(fake_airflow):
     client = AirflowClient(fake_airflow, Credentials(username="admin", password="pw"), timeout_s=5)
-    run = client.trigger("perf_smoke", {"profile": "quick"}, DATE)
+    run = client.trigger("perf_smoke", {"profile": "quick"}, DATE, RUN_ID)
     assert run == {"dag_run_id": RUN_ID, "state": "queued"}
     assert FakeAirflow.requests[0][:2] == ("POST", "/auth/token")
     FakeAirflow.tokens.append("token-rotated")  # the server no longer accepts ours: 401, login again, retry
-    assert client.trigger("perf_smoke", {}, DATE)["state"] == "queued"
+    assert client.trigger("perf_smoke", {}, DATE, RUN_ID)["state"] == "queued"
     assert client._token == "token-3"
 
 
 def test_client_reports_the_schema_refusal_and_bad_credentials(fake_airflow):
     client = AirflowClient(fake_airflow, Credentials(username="admin", password="pw"), timeout_s=5)
     with pytest.raises(AirflowAPIError) as refused:
-        client.trigger("perf_smoke", {"overrides": {"vus": 0}}, DATE)
+        client.trigger("perf_smoke", {"overrides": {"vus": 0}}, DATE, RUN_ID)
     assert refused.value.status == 400 and "minimum of 1" in refused.value.message
     with pytest.raises(AirflowAPIError) as denied:
         AirflowClient(fake_airflow, Credentials(username="admin", password="nope"), timeout_s=5).get_dag("x")

@@ -95,3 +95,10 @@ def test_a_target_file_with_chaos_components_is_refused_naming_the_field(tmp_pat
 def test_a_configured_target_with_chaos_is_passed_by_name():
     params = params_from_args(_args("run", "chaos", "--target", "demo", "--scenario", "cache_failure"))
     assert params["target"] == "demo" and "inline_target" not in params
+
+
+def test_a_logical_date_no_test_can_run_at_is_refused_naming_the_field():
+    with pytest.raises(CliError, match=r"^logical_date: 2001-01-01T00:00:00\+00:00 is before the perf DAGs' start"):
+        parse_logical_date("2001-01-01")
+    with pytest.raises(CliError, match=r"^logical_date: .* the last time InfluxDB can store"):
+        parse_logical_date("3000-01-01T00:00:00+00:00")

@@ -108,3 +108,12 @@ def test_a_local_run_bundles_only_its_own_dag_file(tmp_path, monkeypatch):
     assert os.environ[local.BUNDLES_ENV] == "[]"
     monkeypatch.delenv(local.BUNDLES_ENV)
     assert local.one_dag_bundle(dags, "perf_nothing") is None and local.BUNDLES_ENV not in os.environ
+
+
+def test_stop_refuses_a_run_another_checkout_started(out):
+    from perfpipe.app.run_identity import home_tag
+
+    elsewhere = f"manual__2026-01-05T00:00:00+00:00__demo__{home_tag('/some/other/checkout/.airflow')}.a1b2c3"
+    assert cli.main(["stop", elsewhere, "--dag-id", "perf_smoke", "--json", "--wait", "0"]) == 2
+    error = json.loads(out.getvalue())["error"]
+    assert error.startswith(f"run_id: {elsewhere} was started by another checkout") and "stop it from there" in error

@@ -191,3 +191,13 @@ def test_a_crash_of_ours_exits_2_never_1(out, monkeypatch):
     monkeypatch.setattr(local, "preflight", lambda args: {}["boom"])
     assert cli.main(["run", "smoke", "--target", "demo", "--json"]) == 2
     assert json.loads(out.getvalue())["error"].startswith("KeyError")
+
+
+def test_a_run_in_which_no_test_ran_is_never_success_and_says_why(recorded):
+    # Airflow marks a run it skipped (a logical date before the start_date) success without running a task.
+    recorded["points"] = []
+    summary = summarize_run("perf_smoke", RUN_ID, "success", [], ["smoke"])
+    assert (summary["outcome"], summary["exit_code"]) == ("error", 2)
+    assert summary["reason"] == f"no test ran: run {RUN_ID} recorded no result (Airflow run state success)"
+    pipeline = summarize_run("perf_pipeline", RUN_ID, "failed", ["smoke.validate"], ["smoke"], pipeline=True)
+    assert pipeline["exit_code"] == 2 and pipeline["reason"].endswith("failed tasks: smoke.validate)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from datetime import datetime, timezone
 from http.server import ThreadingHTTPServer
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from perfpipe.app import outcomes
+from perfpipe.app.run_identity import home_tag
 from perfpipe.entry.airflow_api import AirflowAPIError, AirflowClient, Credentials
 from perfpipe.entry.cli import remote
 from perfpipe.entry.cli.args import build_parser
@@ -69,7 +71,8 @@ class Handler(JsonHandler):
                                                       if d == parts[1] and r["logical_date"] == stamp]})
             if af.refuse:
                 return self._reply(400, {"detail": af.refuse})
-            if (parts[1], body["dag_run_id"]) in af.runs:
+            if any(d == parts[1] and (r_id == body["dag_run_id"] or r["logical_date"] == body["logical_date"])
+                   for (d, r_id), r in af.runs.items()):  # Airflow: one run per DAG and logical date
                 return self._reply(409, {"detail": "exists"})
             run = {"dag_run_id": body["dag_run_id"], "logical_date": body["logical_date"], "state": "queued",
                    "conf": body["conf"]}
@@ -151,13 +154,15 @@ def test_a_run_is_triggered_followed_and_summarized(airflow, results, capsys, mo
     airflow.on_poll = advance
     args = _args(airflow, "run", "smoke", "--target", "demo", "--profile", "quick")
     summary = remote.run_remote(args, {"target": "demo", "profile": "quick"}, ["smoke"], DATE)
+    [(_, run_id)] = airflow.runs  # the attempt's own id: the date, the target and this checkout
+    assert run_id.startswith(f"{RUN_ID}__demo__{home_tag(os.environ['AIRFLOW_HOME'])}.")
     assert (summary["run_id"], summary["state"], summary["outcome"], summary["exit_code"]) == \
-        (RUN_ID, "success", "passed", 0)
-    assert airflow.runs[("perf_smoke", RUN_ID)]["conf"] == {"target": "demo", "profile": "quick"}
+        (run_id, "success", "passed", 0)
+    assert airflow.runs[("perf_smoke", run_id)]["conf"] == {"target": "demo", "profile": "quick"}
     assert airflow.pools["perf_target_demo"]["slots"] == 1  # the k6 task's pool was missing: created
     err = capsys.readouterr().err
-    assert f"triggered perf_smoke run {RUN_ID}" in err and "run_k6: success" in err
-    assert "smoke on demo: PASS" in err and f"perfpipe stop '{RUN_ID}' --dag-id perf_smoke" in err
+    assert f"triggered perf_smoke run {run_id}" in err and "run_k6: success" in err
+    assert "smoke on demo: PASS" in err and f"perfpipe stop '{run_id}' --dag-id perf_smoke" in err
 
 
 def test_a_paused_scheduled_dag_is_not_unpaused_without_asking(airflow, results):
@@ -176,25 +181,26 @@ def test_a_dag_that_airflow_lacks_is_named(airflow):
 def test_params_refused_by_airflow_carry_its_reason(airflow):
     airflow.refuse = "refused before any load: overrides.vus: expected an integer between 1 and 20000, got -5"
     with pytest.raises(CliError) as refused:
-        remote.trigger(_client(airflow), "perf_smoke", {"overrides": {"vus": -5}}, DATE)
+        remote.trigger(_client(airflow), "perf_smoke", {"overrides": {"vus": -5}}, DATE, RUN_ID)
     assert str(refused.value) == f"triggering perf_smoke: Airflow refused it: {airflow.refuse}"
 
 
 def test_a_finished_run_of_the_date_is_replaced_a_live_one_is_not(airflow, capsys):
     client = _client(airflow)
-    remote.trigger(client, "perf_smoke", {"n": 1}, DATE)
-    airflow.runs[("perf_smoke", RUN_ID)]["state"] = "success"
-    second = remote.trigger(client, "perf_smoke", {"n": 2}, DATE)
-    assert second["dag_run_id"] == RUN_ID and airflow.runs[("perf_smoke", RUN_ID)]["conf"] == {"n": 2}
-    assert f"replacing the earlier success run {RUN_ID}" in capsys.readouterr().err
-    with pytest.raises(CliError, match="is still queued: stop it first"):
-        remote.trigger(client, "perf_smoke", {"n": 3}, DATE)
-    assert airflow.runs[("perf_smoke", RUN_ID)]["conf"] == {"n": 2}
+    first, second_id, third_id = (f"{RUN_ID}__{t}__h00000000.00000{n}" for n, t in enumerate(("a", "b", "a")))
+    remote.trigger(client, "perf_smoke", {"n": 1}, DATE, first)
+    airflow.runs[("perf_smoke", first)]["state"] = "success"
+    second = remote.trigger(client, "perf_smoke", {"n": 2}, DATE, second_id)  # another target, same date
+    assert second["dag_run_id"] == second_id and list(airflow.runs) == [("perf_smoke", second_id)]
+    assert f"replacing the earlier success run {first}" in capsys.readouterr().err
+    with pytest.raises(CliError, match=r"^logical_date: run .* is still queued and Airflow keeps one run per DAG"):
+        remote.trigger(client, "perf_smoke", {"n": 3}, DATE, third_id)
+    assert airflow.runs[("perf_smoke", second_id)]["conf"] == {"n": 2}
 
 
 def test_following_gives_up_after_its_timeout_and_says_how_to_stop(airflow, results):
     client = _client(airflow)
-    remote.trigger(client, "perf_smoke", {}, DATE)
+    remote.trigger(client, "perf_smoke", {}, DATE, RUN_ID)
     with pytest.raises(CliError, match=r"still queued after 0s: stopped following it \(stop it with: perfpipe stop"):
         remote.follow_run(client, "perf_smoke", RUN_ID, ["smoke"], timeout_s=0.0, poll_s=0.01)
 
@@ -207,7 +213,7 @@ def test_following_a_run_that_vanished_is_an_error_not_a_retry_loop(airflow, res
 
 def test_a_stopped_runs_aborted_stage_is_awaited_briefly(airflow, results, monkeypatch):
     client = _client(airflow)
-    remote.trigger(client, "perf_smoke", {}, DATE)
+    remote.trigger(client, "perf_smoke", {}, DATE, RUN_ID)
     airflow.runs[("perf_smoke", RUN_ID)]["state"] = "failed"
     airflow.tasks[:] = [{"task_id": "run_k6", "state": "failed", "start_date": "2026-01-05T00:00:01Z"}]
     monkeypatch.setattr(remote.time, "sleep", lambda s: results.append(_smoke("aborted")))
@@ -217,7 +223,7 @@ def test_a_stopped_runs_aborted_stage_is_awaited_briefly(airflow, results, monke
 
 def test_stop_marks_an_active_run_failed_and_reports_what_it_found(airflow):
     client = _client(airflow)
-    remote.trigger(client, "perf_smoke", {}, DATE)
+    remote.trigger(client, "perf_smoke", {}, DATE, RUN_ID)
     out = io.StringIO()
     args = _args(airflow, "stop", RUN_ID, "--dag-id", "perf_smoke", "--json")
     assert remote.stop_command(args, out) == 0
