@@ -36,9 +36,16 @@ def run_target_name(conf: dict[str, Any] | None) -> str | None:
     if not spec:
         return None
     try:
-        target = resolve_target(spec)
-        return (same_host_targets(target["base_url"]) or [None])[0]
-    except (PerfpipeError, OSError):  # bad input is refused by the run's validate task, before any load
+        # Only the URL matters here, and the run's validate task checks the rest: a file is read, nothing resolved
+        configured = configured_targets()
+        if isinstance(spec, dict):
+            url = spec.get("base_url")
+        elif spec in configured and isinstance(configured[spec], dict):
+            url = configured[spec].get("base_url")
+        else:
+            url = resolve_target(spec)["base_url"]
+        return (same_host_targets(url) or [None])[0] if isinstance(url, str) else None
+    except (PerfpipeError, OSError, ValueError, TypeError):  # bad input: refused by validate, before any load
         return None
 
 

@@ -67,6 +67,8 @@ def _wait(child: int, signals: list[int]) -> int:
     while True:
         pid, status = os.waitpid(child, os.WNOHANG)
         if pid:
+            if signals and k6_gone_at is None and stop_at is not None and not any(map(_group_alive, k6_groups)):
+                k6_gone_at = time.monotonic()  # k6 ended and the child finished within one poll
             if signals:
                 _report(signals[0], stop_at, k6_gone_at, k6_groups, recorded=not child_killed and os.WIFEXITED(status),
                         log=after_signal_log(child))
