@@ -2,7 +2,7 @@
 
     python tests/counting_cli.py COUNTS.json run pipeline --target demo ...
 
-dag.test() runs every task in this process, so wrapping the functions here counts what the whole run did:
+dag.test() runs every task in the CLI's run process (a forked child, see below), so wrapping the functions here counts what the whole run did:
 target resolutions (perfpipe.app.targets.resolve_target), allowlist/DNS checks (check_target_safe), `k6 inspect`
 processes (subprocess.run with k6's `inspect`) and InfluxDB pings (InfluxDBClient.ping). The counts are written
 to COUNTS.json at exit; stdout, stderr and the exit code are the CLI's own.
@@ -60,7 +60,25 @@ def main() -> int:
         with open(counts_file, "w", encoding="utf-8") as out:
             json.dump({**COUNTS, "inspected_scripts": SCRIPTS}, out)
 
-    atexit.register(write)
+    # A local run goes on in a forked child (perfpipe.entry.cli.interrupts): the run's counts are the child's,
+    # written when its work ends (it leaves with os._exit); this process writes only when it ran no child.
+    from perfpipe.entry.cli import interrupts
+
+    real_supervised = interrupts.run_supervised
+    supervised = []
+
+    def counted_supervised(work):
+        supervised.append(True)
+
+        def work_then_write() -> int:
+            try:
+                return work()
+            finally:
+                write()
+        return real_supervised(work_then_write)
+
+    interrupts.run_supervised = counted_supervised
+    atexit.register(lambda: None if supervised else write())
     from perfpipe.entry.cli import main as cli_main
 
     return cli_main(argv)

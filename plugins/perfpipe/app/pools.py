@@ -4,6 +4,10 @@ The pool of a k6 task depends on the run's target, a Param, so it is set when th
 the `task_instance_mutation_hook` in plugins/airflow_local_settings.py (Airflow's hook for routing by
 dag_run.conf). Pools must exist before tasks use them: `python -m perfpipe.app.pools sync` (the CLI does it for its
 embedded Airflow) creates one per configured target plus one shared by all inline targets.
+
+A pool belongs to a host:port, not to a name (perfpipe.app.targets.same_host_targets): configured targets at one
+host:port share the pool of the first of them (sorted names), and a run-time target (inline or a file) at a
+configured target's host:port queues in that pool too; any other run-time target uses the inline pool.
 """
 
 from __future__ import annotations
@@ -21,14 +25,28 @@ def pool_name(target_name: str) -> str:
 
 
 def run_target_name(conf: dict[str, Any] | None) -> str | None:
-    """The configured target a run loads, None for an inline target (from the run's conf or the default)."""
+    """The configured target whose pool a run's load queues in: the first configured target at the host:port of
+    the run's target (inline, a file or a name, from the run's conf or the default); None when there is none."""
     # the cluster policy imports this module in every Airflow process: targets load when a run is routed
-    from perfpipe.app.targets import configured_targets
+    from perfpipe.app.targets import configured_targets, resolve_target, same_host_targets
+    from perfpipe.core.errors import PerfpipeError
 
     conf = conf or {}
-    if conf.get("inline_target"):
+    spec = conf.get("inline_target") or conf.get("target") or (sorted(configured_targets()) or [None])[0]
+    if not spec:
         return None
-    return conf.get("target") or (sorted(configured_targets()) or [None])[0]
+    try:
+        # Only the URL matters here, and the run's validate task checks the rest: a file is read, nothing resolved
+        configured = configured_targets()
+        if isinstance(spec, dict):
+            url = spec.get("base_url")
+        elif spec in configured and isinstance(configured[spec], dict):
+            url = configured[spec].get("base_url")
+        else:
+            url = resolve_target(spec)["base_url"]
+        return (same_host_targets(url) or [None])[0] if isinstance(url, str) else None
+    except (PerfpipeError, OSError, ValueError, TypeError):  # bad input: refused by validate, before any load
+        return None
 
 
 def pool_for(task_id: str, conf: dict[str, Any] | None) -> str | None:

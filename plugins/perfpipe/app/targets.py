@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -32,6 +33,7 @@ from perfpipe.core.model.base import NAME_PATTERN
 from perfpipe.core.model.target import HEADER_VALUE_PATTERN, Request, validate_target_document
 from perfpipe.core.paths import PROJECT_ROOT, scripts_dir
 
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,7 +56,8 @@ def configured_targets() -> dict[str, Any]:
 def resolve_target(spec: str | dict) -> dict[str, Any]:
     """A target name, YAML path or inline mapping -> a validated target (header values still references)."""
     if isinstance(spec, dict):
-        return validate_target(spec, spec.get("name") or "inline", "target", trusted=False)
+        return bind_runtime_target(validate_target(spec, spec.get("name") or "inline", "target", trusted=False),
+                                   "target")
     if not isinstance(spec, str) or not spec.strip():
         raise InputError("target", "give a configured target name, a path to a target YAML file, or a mapping")
     spec = spec.strip()
@@ -74,10 +77,72 @@ def _target_from_file(path: Path) -> dict[str, Any]:
         if len(data["targets"]) != 1:
             raise InputError("target", f"{path} must define exactly one target under 'targets:'")
         (name, body), = data["targets"].items()
-        return validate_target(body, name, f"{path}:targets.{name}", trusted=False)
+        field = f"{path}:targets.{name}"
+        return bind_runtime_target(validate_target(body, name, field, trusted=False), field)
     if not isinstance(data, dict):
         raise InputError("target", f"{path} must be a mapping with base_url and requests or script")
-    return validate_target(data, data.get("name") or path.stem, str(path), trusted=False)
+    return bind_runtime_target(validate_target(data, data.get("name") or path.stem, str(path), trusted=False),
+                               str(path))
+
+
+# --- limits follow the host, not the name ------------------------------------------------------------------
+# A target is the server at a host:port, whatever a document calls it: a run-time target at a configured
+# target's host:port gets that target's caps (the tighter of both), its Airflow pool (perfpipe.app.pools) and
+# the same CLI lock (perfpipe.app.target_lock); and it may not take a configured target's name, under which its
+# results would join that target's history and baselines.
+
+_CAPS = ("max_vus", "max_rps")
+
+
+def endpoints(base_url: str) -> list[str]:
+    """The `address:port` pairs the URL's host resolves to (IPv6 in brackets), sorted: the server's identity."""
+    host, port = url_host_port(base_url)
+    return sorted(f"[{a}]:{port}" if a.version == 6 else f"{a}:{port}" for a in _resolve(host))
+
+
+def same_host_targets(base_url: str) -> list[str]:
+    """The configured targets (sorted names) at the URL's resolved host:port: those sharing an address and the
+    port. A configured target whose host does not resolve shares nothing (it cannot be loaded either)."""
+    host, port = url_host_port(base_url)
+    mine: set[str] | None = None
+    names = []
+    for name, raw in sorted(configured_targets().items()):
+        url = raw.get("base_url") if isinstance(raw, dict) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            other_host, other_port = url_host_port(url)
+            if other_port != port:  # no lookup for a target on another port
+                continue
+            if other_host != host:
+                mine = set(endpoints(base_url)) if mine is None else mine
+                if not mine & set(endpoints(url)):
+                    continue
+        except (InputError, ValueError):
+            continue
+        names.append(name)
+    return names
+
+
+def bind_runtime_target(target: dict[str, Any], field: str) -> dict[str, Any]:
+    """A validated run-time target, bound to the configured targets at its host:port: their caps apply (the
+    tightest of all), and a configured target's name is refused (run that target by its name instead)."""
+    configured = configured_targets()
+    if target["name"] in configured:
+        raise InputError(f"{field}.name", f"{target['name']!r} is the name of a configured target "
+                                          f"(targets.{target['name']} in config/targets.yaml): a run-time target "
+                                          f"may not record under it. Run that target by name (--target "
+                                          f"{target['name']}) or give this one another name; nothing was run")
+    twins = same_host_targets(target["base_url"])
+    for cap in _CAPS:
+        values = [v for v in [target.get(cap)] + [configured[t].get(cap) for t in twins]
+                  if isinstance(v, int) and not isinstance(v, bool)]
+        if values:
+            target[cap] = min(values)
+    if twins:
+        log.info("target %s is at the host:port of configured target(s) %s: their caps apply (max_vus %s, "
+                 "max_rps %s)", target["name"], ", ".join(twins), target.get("max_vus"), target.get("max_rps"))
+    return target
 
 
 def validate_target(raw: Any, name: str, field: str, *, trusted: bool = False) -> dict[str, Any]:

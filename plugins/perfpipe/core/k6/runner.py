@@ -123,6 +123,15 @@ def _error_lines(text: str) -> str:
     return " | ".join((errors or lines)[-5:])[:2000]
 
 
+_refusing = threading.Event()
+
+
+def refuse_new_runs() -> None:
+    """From now on this process starts no k6 (the CLI was interrupted: a pipeline must not go on to a next stage).
+    Safe in a signal handler."""
+    _refusing.set()
+
+
 class LocalK6Process:
     """One k6 run. `stop()` may be called from another thread (Airflow's on_kill) or a signal handler."""
 
@@ -140,6 +149,8 @@ class LocalK6Process:
         return self._proc.pid if self._proc else None
 
     def run(self) -> K6Outcome:
+        if _refusing.is_set():
+            raise InfrastructureError("interrupted: k6 was not started")
         started = time.monotonic()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log.info("k6: %s", self.invocation.loggable_argv())

@@ -29,7 +29,7 @@ from perfpipe.entry import airflow_env
 # InfluxDB hook is an Airflow hook). Only defaults are set: what the environment already says wins.
 airflow_env.configure()
 
-from perfpipe.entry.cli import local, output, remote  # noqa: E402  (after configure(), see above)
+from perfpipe.entry.cli import interrupts, local, output, remote  # noqa: E402  (after configure(), see above)
 from perfpipe.entry.cli.args import build_parser, parse_logical_date  # noqa: E402
 from perfpipe.entry.cli.output import CliError  # noqa: E402
 
@@ -38,18 +38,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = output.reserve_stdout()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    as_json = args.json
+    return guarded(lambda: command(args, out), out, args.json)
+
+
+def command(args, out) -> int:
+    if args.command == "stop":
+        return (remote if args.airflow_url else local).stop_command(args, out)
+    if args.command == "status":
+        return local.status_command(args, out)
+    if args.command == "chaos":
+        return local.chaos_command(args, out)
+    params, stages = local.preflight(args)
+    logical_date = parse_logical_date(args.logical_date)
+    if args.airflow_url:
+        return output.print_run(remote.run_remote(args, params, stages, logical_date), out, args.json)
+    # In a supervised child: a signal to the CLI stops k6, records the stage aborted and exits 128 + signal.
+    return interrupts.run_supervised(lambda: guarded(
+        lambda: output.print_run(local.run_local(args, params, stages, logical_date), out, args.json),
+        out, args.json))
+
+
+def guarded(body, out, as_json: bool) -> int:
     try:
-        if args.command == "stop":
-            return (remote if args.airflow_url else local).stop_command(args, out)
-        if args.command == "status":
-            return local.status_command(args, out)
-        if args.command == "chaos":
-            return local.chaos_command(args, out)
-        params, stages = local.preflight(args)
-        logical_date = parse_logical_date(args.logical_date)
-        runner = remote.run_remote if args.airflow_url else local.run_local
-        return output.print_run(runner(args, params, stages, logical_date), out, as_json)
+        return body()
     except CliError as exc:
         return output.print_error(str(exc), out, as_json)
     except KeyboardInterrupt:

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chaos: the target's fault scenario (default: the target's default_scenario)")
     run.add_argument("--include-soak", action="store_true", help="pipeline: run the soak stage before ready")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    run.add_argument("--no-wait", action="store_true",
+                     help="local run: refuse (exit 2) instead of waiting when another run loads the same target")
     add_airflow_arguments(run, "trigger the DAG in that Airflow (REST API) instead of running it in-process")
     run.add_argument("--unpause", action="store_true",
                      help="with --airflow-url: unpause the DAG if it is paused (its schedule starts too)")

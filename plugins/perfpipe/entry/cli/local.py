@@ -17,7 +17,9 @@ from typing import Any, TextIO
 from perfpipe.app.chaos import restore_leftovers
 from perfpipe.app.live_status import format_status, running_tests, stop_local
 from perfpipe.app.run_identity import home_of_run_id, home_tag, run_id_for, target_name_of
-from perfpipe.app.stage import prepare_run, run_stages
+from perfpipe.app.stage import prepare_run, run_stages, target_from_params
+from perfpipe.app.target_lock import TargetBusyError, target_lock
+from perfpipe.app.targets import endpoints
 from perfpipe.core.errors import PerfpipeError
 from perfpipe.entry.airflow_env import ensure_db
 from perfpipe.entry.cli import local_runs, output
@@ -41,11 +43,29 @@ def run_local(args: argparse.Namespace, params: dict[str, Any], stages: list[str
               logical_date: datetime) -> dict[str, Any]:
     """Run perf_<test_type> in-process with dag.test and summarize it (perfpipe.entry.cli.output.summarize_run)."""
     dag = load_dag(f"perf_{args.test_type}")
-    dag_run = run_dag(dag, params, logical_date)
+    with one_load_per_target(args, params):
+        dag_run = run_dag(dag, params, logical_date)
     failed_tasks = [ti.task_id for ti in dag_run.get_task_instances()
                     if str(getattr(ti.state, "value", ti.state)) in output.FAILED_TASK_STATES]
     return output.summarize_run(dag.dag_id, dag_run.run_id, str(dag_run.state), failed_tasks, stages,
                                 pipeline=args.test_type == "pipeline")
+
+
+@contextlib.contextmanager
+def one_load_per_target(args: argparse.Namespace, params: dict[str, Any]):
+    """The machine-wide lock of the run's target (perfpipe.app.target_lock): what the pool is under a scheduler."""
+    target = target_from_params(params)  # checked by the pre-flight already: cached, no second resolution
+    lock = target_lock(endpoints(target["base_url"]), wait=not getattr(args, "no_wait", False),
+                       holder=f"perfpipe run {args.test_type} --target {args.target}",
+                       log=lambda msg: output.progress(f"perfpipe: {msg}"))
+    try:
+        lock.__enter__()
+    except TargetBusyError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def load_dag(dag_id: str):

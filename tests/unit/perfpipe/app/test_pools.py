@@ -46,3 +46,26 @@ def test_no_configured_target_leaves_only_the_inline_pool(tmp_path, monkeypatch,
     (tmp_path / "config" / "targets.yaml").write_text("targets: {}\n")
     assert set(wanted_pools()) == {INLINE_POOL}
     assert pool_for("run_k6", {}) == INLINE_POOL
+
+
+def test_a_runtime_target_at_a_configured_host_port_queues_in_that_targets_pool(two_targets, tmp_path):
+    """The pool follows the host:port, not the name: an inline target or a file at zeta's address shares zeta's."""
+    same = {"name": "copy", "base_url": "http://127.0.0.1:9001/", "requests": [{"path": "/x"}]}
+    assert pool_for("run_k6", {"inline_target": same}) == "perf_target_zeta"
+    target_file = tmp_path / "copy.yaml"
+    target_file.write_text("base_url: http://127.0.0.1:9001\nrequests: [{path: /}]\n")
+    assert pool_for("run_k6", {"target": str(target_file)}) == "perf_target_zeta"
+    other_port = {**same, "base_url": "http://127.0.0.1:9003"}
+    assert pool_for("run_k6", {"inline_target": other_port}) == INLINE_POOL
+
+
+def test_configured_targets_at_one_host_port_share_one_pool(two_targets, tmp_path):
+    (tmp_path / "config" / "targets.yaml").write_text(
+        "targets:\n"
+        "  zeta: {base_url: 'http://127.0.0.1:9001', requests: [{path: /}]}\n"
+        "  beta: {base_url: 'http://127.0.0.1:9001/api', requests: [{path: /}]}\n")
+    assert pool_for("run_k6", {"target": "zeta"}) == pool_for("run_k6", {"target": "beta"}) == "perf_target_beta"
+
+
+def test_a_bad_runtime_target_is_left_to_validate(two_targets):
+    assert pool_for("run_k6", {"inline_target": {"base_url": "ftp://nowhere"}}) == INLINE_POOL

@@ -244,3 +244,56 @@ def test_a_chaos_control_url_outside_the_allowlist_is_refused_before_any_load():
         check_target_safe(configured, ["127.0.0.1:8090"])
     assert exc.value.field == "targets.t.chaos.components.link.control_url"
     assert check_target_safe(configured, ["127.0.0.1:8090-8091"]) == ["127.0.0.1"]
+
+
+# --- limits follow the host, not the name --------------------------------------------------------------------
+
+@pytest.fixture
+def capped_config(tmp_path, monkeypatch):
+    """A config whose one target, 'capped', allows 5 VUs and 20 req/s at 127.0.0.1:9001."""
+    import shutil
+    from pathlib import Path
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[4] / "config", config)
+    (config / "targets.yaml").write_text(
+        "targets:\n  capped: {base_url: 'http://127.0.0.1:9001', max_vus: 5, max_rps: 20, requests: [{path: /}]}\n")
+    monkeypatch.setenv("PERFPIPE_CONFIG_DIR", str(config))
+    return config
+
+
+def test_a_runtime_target_at_a_configured_host_port_gets_its_caps(capped_config, tmp_path):
+    """The finding: a file copying a capped target's URL ran 50 VUs against a cap of 5."""
+    from perfpipe.app.targets import resolve_target
+
+    target_file = tmp_path / "copy.yaml"
+    target_file.write_text("base_url: http://127.0.0.1:9001/\nmax_vus: 50\nrequests: [{path: /}]\n")
+    target = resolve_target(str(target_file))
+    assert (target["max_vus"], target["max_rps"]) == (5, 20)
+    with pytest.raises(InputError, match=r"overrides\.vus"):
+        build_plan("load", target, "quick", {"vus": 50})
+    tighter = resolve_target({"name": "own", "base_url": "http://127.0.0.1:9001", "max_vus": 3,
+                              "requests": [{"path": "/"}]})
+    assert (tighter["max_vus"], tighter["max_rps"]) == (3, 20)  # the tighter of both
+    elsewhere = resolve_target({"name": "own", "base_url": "http://127.0.0.1:9002", "requests": [{"path": "/"}]})
+    assert "max_vus" not in elsewhere and "max_rps" not in elsewhere
+
+
+def test_a_named_host_matches_by_its_resolved_addresses(capped_config):
+    from perfpipe.app.targets import resolve_target, same_host_targets
+
+    assert same_host_targets("http://localhost:9001") == ["capped"]  # localhost resolves to 127.0.0.1 (and ::1)
+    assert same_host_targets("http://127.0.0.2:9001") == []
+    assert resolve_target({"name": "lh", "base_url": "http://localhost:9001", "requests": [{"path": "/"}]})[
+        "max_vus"] == 5
+
+
+def test_a_runtime_target_may_not_take_a_configured_targets_name(capped_config, tmp_path):
+    from perfpipe.app.targets import resolve_target
+
+    with pytest.raises(InputError, match=r"^target\.name: 'capped' is the name of a configured target"):
+        resolve_target({"name": "capped", "base_url": "http://127.0.0.1:9001", "requests": [{"path": "/"}]})
+    named_by_file = tmp_path / "capped.yaml"  # a file's name is its target's name when it has no `name:`
+    named_by_file.write_text("base_url: http://127.0.0.1:9009\nrequests: [{path: /}]\n")
+    with pytest.raises(InputError, match=r"capped\.yaml\.name: .*give this one another name"):
+        resolve_target(str(named_by_file))
