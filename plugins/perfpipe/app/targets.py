@@ -94,10 +94,10 @@ def _target_from_file(path: Path) -> dict[str, Any]:
 _CAPS = ("max_vus", "max_rps")
 
 
-def endpoints(base_url: str) -> list[str]:
+def endpoints(base_url: str, field: str = "target.base_url") -> list[str]:
     """The `address:port` pairs the URL's host resolves to (IPv6 in brackets), sorted: the server's identity."""
     host, port = url_host_port(base_url)
-    return sorted(f"[{a}]:{port}" if a.version == 6 else f"{a}:{port}" for a in _resolve(host))
+    return sorted(f"[{a}]:{port}" if a.version == 6 else f"{a}:{port}" for a in _resolve(host, field))
 
 
 def same_host_targets(base_url: str) -> list[str]:

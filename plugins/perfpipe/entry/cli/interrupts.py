@@ -13,12 +13,15 @@ nothing to record and the child is killed at once. A second signal kills everyth
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from perfpipe.core.k6.runner import refuse_new_runs
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 K6_GRACE_S = 2.5  # k6 gets this long to write its summary after SIGTERM, then its group is killed
@@ -99,8 +102,6 @@ def after_signal_log(child: int) -> Path:
 
 
 def _stopping(_signum: int, _frame) -> None:  # the child's SIGUSR1: the parent is stopping the run
-    from perfpipe.core.k6.runner import refuse_new_runs
-
     refuse_new_runs()
     try:
         path = after_signal_log(os.getpid())
@@ -169,8 +170,6 @@ def _kill(pid: int, sig: int) -> None:
 
 def _die_with_parent() -> None:
     """The child gets SIGTERM (Airflow's on_kill ends k6) if its supervisor dies, even by SIGKILL."""
-    import ctypes
-
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
