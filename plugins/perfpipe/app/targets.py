@@ -385,14 +385,37 @@ def _connection_password(conn_id: str, field: str) -> str:
     return conn.password
 
 
+# Shorter encoded forms would mask ordinary text; the literal secret is always registered.
+MIN_MASKED_FORM = 8
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The secret and the encodings a script or a library is likely to print: URL-encoding, and base64 (standard
+    and URL-safe, padded or not) at each of the three alignments it can have inside a longer value (e.g.
+    `user:password` in a Basic header): only the characters that depend on the secret alone, so a match anywhere
+    is found. A hostile script can still encode a header secret its own way (it must have it to send it); the
+    InfluxDB password it never has (perfpipe.core.k6.relay)."""
+    import base64  # only masking needs these
+    import urllib.parse
+
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    raw = secret.encode()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        core = encoded[-(-8 * offset // 6):(8 * (offset + len(raw))) // 6]
+        forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {f for f in forms if f == secret or len(f) >= MIN_MASKED_FORM}
+
+
 def mask_secret(secret: str) -> None:
-    """Register a secret with Airflow's log masker (a no-op outside Airflow)."""
+    """Register a secret and its encoded forms with Airflow's log masker (a no-op outside Airflow)."""
     try:
         # Airflow's log masker, when running inside Airflow
         from airflow.sdk.log import mask_secret as airflow_mask_secret
     except ImportError:  # outside Airflow there is no task log to mask
         return
-    airflow_mask_secret(secret)
+    for form in secret_forms(secret):
+        airflow_mask_secret(form)
 
 
 # ---------------------------------------------------------------------------------------------- allowlist

@@ -73,6 +73,12 @@ def testid_for(dag_id: str, run_id: str, test_type: str, try_number: int) -> str
     return f"{dag_id}:{run_id}:{test_type}:try{try_number}"
 
 
+def system_tags(plan: TestPlan, testid: str) -> dict[str, str]:
+    """The tags perfpipe puts on every sample of a run (k6 `--tag`); the run's InfluxDB relay
+    (perfpipe.core.k6.relay) holds every line to exactly these values, whatever a script tags."""
+    return {"testid": testid, "test_type": plan.test_type, "target": plan.target_name}
+
+
 def script_for(plan: TestPlan, scripts_path: str) -> str:
     """The entry script: the target's own script, or the bundled one for the test type."""
     return plan.target.get("script") or f"{scripts_path}/{plan.test_type}.js"
@@ -118,9 +124,7 @@ def build_invocation(plan: TestPlan, *, testid: str, binary: str, script: str, r
     argv = [binary, "run", script,
             "--address", api_address,  # no REST API listener unless asked (and then loopback only)
             "--no-color",
-            "--tag", f"testid={testid}",
-            "--tag", f"test_type={plan.test_type}",
-            "--tag", f"target={plan.target_name}",
+            *[arg for name, value in system_tags(plan, testid).items() for arg in ("--tag", f"{name}={value}")],
             "--summary-export", f"{report_path}/{SUMMARY_FILE}",
             "--config", f"{report_path}/{K6_OPTIONS_FILE}",  # pinned hosts: no DNS for the target
             # k6 follows redirects past any port of an allowed address (--blacklist-ip knows no ports): the CLI

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ from typing import Any
 from perfpipe.core.errors import InfrastructureError, InputError
 from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 from perfpipe.core.k6.command import (EXIT_EXTERNAL_ABORT, EXIT_THRESHOLDS_FAILED, LOG_FILE, REPORT_FILE,
-                                      SUMMARY_FILE, networks_outside, testid_for, write_run_config)
+                                      SUMMARY_FILE, networks_outside, system_tags, testid_for,
+                                      write_run_config)
+from perfpipe.core.k6.relay import WriteRelay
 from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.paths import PROJECT_ROOT, safe_component
 
@@ -158,11 +160,17 @@ class K6RunCore:
         self.started: datetime | None = None
         self._companions: Any = None
         self._aborted = False
+        self._relay: WriteRelay | None = None
 
     def start(self, plan: Any, context: dict[str, Any], hook: InfluxDBHook) -> tuple[TestPlan, RunSpec]:
         self.plan = plan_of(plan)
         self.context = context
         self.spec = self.setup(self.plan, context, hook)
+        if self.spec.influx is not None:
+            # k6 writes through the run's relay: the spec handed on names the relay (no credentials, nothing a
+            # script can read), the real settings stay with the relay. Closed once k6 has exited.
+            self._relay = WriteRelay(self.spec.influx, system_tags(self.plan, self.spec.testid)).start()
+            self.spec = replace(self.spec, influx=self._relay.settings)
         prepare_report_dir(self.plan, self.spec.report_dir)
         self.started = datetime.now(timezone.utc)
         return self.plan, self.spec
@@ -172,7 +180,20 @@ class K6RunCore:
         assert self.plan is not None and self.spec is not None, "start() first"
         self._companions = (self.make_companions(self.plan, self.spec.testid) if self.make_companions
                             else nullcontext())
-        return self._companions
+        return self._around_k6(self._companions)
+
+    @contextmanager
+    def _around_k6(self, companions: AbstractContextManager) -> Iterator[Any]:
+        try:
+            with companions as entered:
+                yield entered
+        finally:
+            self.close_relay()  # k6 has exited: its last flush was answered
+
+    def close_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.close()
 
     @property
     def log_path(self) -> Path:
@@ -182,6 +203,7 @@ class K6RunCore:
     def finish(self, *, exit_code: int, stopped: bool, timed_out: bool, wall_s: float) -> dict[str, Any]:
         """The run's result; raises InfrastructureError when k6 itself failed."""
         assert self.spec is not None and self.started is not None, "start() first"
+        self.close_relay()
         aborted = stopped or exit_code == EXIT_EXTERNAL_ABORT
         log.info("k6 exited with code %s after %.1fs%s", exit_code, wall_s,
                  " (stopped before the end)" if aborted else "")
@@ -200,6 +222,7 @@ class K6RunCore:
         if self._aborted or self.plan is None or self.spec is None or self.started is None:
             return
         self._aborted = True
+        self.close_relay()
         try:
             run = run_result(testid=self.spec.testid, report_dir=self.spec.report_dir,
                              exit_code=EXIT_EXTERNAL_ABORT, started=self.started, aborted=True, timed_out=False,
