@@ -43,7 +43,12 @@ def run_local(args: argparse.Namespace, params: dict[str, Any], stages: list[str
               logical_date: datetime) -> dict[str, Any]:
     """Run perf_<test_type> in-process with dag.test and summarize it (perfpipe.entry.cli.output.summarize_run)."""
     dag = load_dag(f"perf_{args.test_type}")
-    with one_load_per_target(args, params):
+    home = os.environ["AIRFLOW_HOME"]
+    # Each attempt its own run id (target, this checkout, a nonce): results are keyed by (dag, target, test, date)
+    # and a rerun replaces the earlier one only once it has recorded its own (perfpipe.app.run_identity).
+    run_id = run_id_for(logical_date, target_name_of(params), home_tag(home))
+    # A second run of the DAG and date is refused at once, before it would wait for the target's lock.
+    with local_runs.own_run(home, dag.dag_id, logical_date, run_id), one_load_per_target(args, params):
         dag_run = run_dag(dag, params, logical_date)
     failed_tasks = [ti.task_id for ti in dag_run.get_task_instances()
                     if str(getattr(ti.state, "value", ti.state)) in output.FAILED_TASK_STATES]
@@ -122,12 +127,8 @@ def run_dag(dag, params: dict[str, Any], logical_date: datetime):
     # Airflow is imported only here, after main() has run airflow_env.configure(): its settings are read at import.
     from airflow.sdk.exceptions import ParamValidationError
 
-    home = os.environ["AIRFLOW_HOME"]
-    # Each attempt its own run id (target, this checkout, a nonce): results are keyed by (dag, target, test, date)
-    # and a rerun replaces the earlier one only once it has recorded its own (perfpipe.app.run_identity).
-    run_id = run_id_for(logical_date, target_name_of(params), home_tag(home))
     try:
-        with local_runs.own_run(home, dag.dag_id, logical_date, run_id), contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr):
             return dag.test(logical_date=logical_date, run_after=logical_date, run_conf=params)
     except ParamValidationError as exc:
         raise CliError(f"invalid params: {exc}") from None
