@@ -193,11 +193,14 @@ def _iso_to_epoch(value: str) -> float:
 
 def trigger(client, dag_id: str, logical_date: datetime) -> dict:
     """Trigger a run; Airflow on SQLite answers 500/503 while its database is locked by another writer: retry."""
+    from perfpipe.app.run_identity import home_tag, run_id_for, target_name_of
     from perfpipe.entry.airflow_api import AirflowAPIError
 
+    # Each attempt its own run id, as the CLI gives one (perfpipe.app.run_identity).
+    run_id = run_id_for(logical_date, target_name_of(LOAD_CONF), home_tag(os.environ.get("AIRFLOW_HOME", ".")))
     for attempt in range(5):
         try:
-            return client.trigger(dag_id, LOAD_CONF, logical_date)
+            return client.trigger(dag_id, LOAD_CONF, logical_date, run_id)
         except AirflowAPIError as exc:
             if exc.status not in (500, 503) or attempt == 4:
                 raise

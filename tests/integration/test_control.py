@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from perfpipe.app.live_status import k6_processes_of_run
+from perfpipe.app.run_identity import home_tag, run_id_for
 from perfpipe.app.report_paths import stage_report_dir
 
 from conftest import ROOT, free_port, k6_runs_at, perfpipe_cli, run_id_of, wait_until  # noqa: E402  (tests/ is on sys.path)
@@ -298,7 +299,7 @@ def test_params_refused_by_the_api_server(standalone, tmp_path, session_dir):
 
     def refused_trigger(conf: dict) -> str:
         with pytest.raises(AirflowAPIError) as refused:
-            client.trigger("perf_smoke", conf, date)
+            client.trigger("perf_smoke", conf, date, run_id_for(date, "demo", home_tag(os.environ["AIRFLOW_HOME"])))
         assert refused.value.status == 400, refused.value
         assert refused.value.message.startswith("refused before any load: ")
         assert "Failed validating" not in refused.value.message and "schema" not in refused.value.message

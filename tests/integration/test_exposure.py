@@ -43,15 +43,23 @@ export default function () {
 """
 
 
-class HeaderRecorder:
-    """A loopback target that keeps the Authorization values it receives (proof the secret was really sent)."""
+class Recorder:
+    """A loopback target that keeps the Authorization values of its GETs (proof the secret was really sent) and the
+    bodies of its POSTs (what a script found and sent out)."""
 
     def __init__(self):
-        seen = self.seen = set()
+        seen, bodies = self.seen, self.bodies = set(), []
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 seen.add(self.headers.get("Authorization"))
+                self._ok()
+
+            def do_POST(self):  # noqa: N802
+                bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode(errors="replace"))
+                self._ok()
+
+            def _ok(self):
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -148,7 +156,7 @@ def listeners_of(pids: set[int]) -> dict[int, list[tuple[str, int]]]:
 def test_secrets_stay_out_of_logs_reports_and_tags_and_nothing_of_ours_listens_beyond_loopback(
         influxdb, demo_target, airflow_db, session_dir, tmp_path):
     demo_port = int(demo_target.url.rsplit(":", 1)[1])
-    recorder = HeaderRecorder()
+    recorder = Recorder()
     script = tmp_path / "prints_secret.js"
     script.write_text(SCRIPT)
     target_file = tmp_path / "secret-target.yaml"
@@ -240,30 +248,8 @@ export default function () {
 """
 
 
-class BodyRecorder(HeaderRecorder):
-    """The target keeps every POST body: what the script found and sent out."""
-
-    def __init__(self):
-        bodies = self.bodies = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode(errors="replace"))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-
 def test_a_script_finds_no_output_password_and_cannot_tag_another_run(influxdb, airflow_db, tmp_path):
-    recorder = BodyRecorder()
+    recorder = Recorder()
     script = tmp_path / "hostile.js"
     script.write_text(HOSTILE_SCRIPT)
     target_file = tmp_path / "hostile-target.yaml"

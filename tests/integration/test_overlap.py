@@ -36,13 +36,16 @@ def sample_window(influx, testid: str) -> tuple[int, int, int]:
 def test_two_runs_on_one_target_never_load_it_at_the_same_time(influxdb, demo_target, tmp_path):
     from perfpipe.app.live_status import k6_processes_of_run
     from perfpipe.app.results import read_results
+    from perfpipe.app.run_identity import home_tag, run_id_for, target_name_of
 
     env = airflow_task_env()
     date = datetime(2026, 5, 3, tzinfo=timezone.utc)
     with LocalAirflow(tmp_path / "airflow", DAGS_FOLDER, env) as airflow:
         airflow.wait_for_dags(["perf_smoke", "perf_chaos"])
         client = airflow.client()
-        runs = [(dag_id, client.trigger(dag_id, CONF, date)["dag_run_id"]) for dag_id in ("perf_smoke", "perf_chaos")]
+        run_id = run_id_for(date, target_name_of(CONF), home_tag(tmp_path / "airflow"))
+        runs = [(dag_id, client.trigger(dag_id, CONF, date, run_id)["dag_run_id"])
+                for dag_id in ("perf_smoke", "perf_chaos")]
 
         def k6_tasks() -> dict:
             return {dag_id: next((t for t in client.task_instances(dag_id, run_id) if t["task_id"] == "run_k6"), {})
