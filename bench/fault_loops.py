@@ -191,13 +191,15 @@ def _iso_to_epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def trigger(client, dag_id: str, logical_date: datetime) -> dict:
+def trigger(airflow: LocalAirflow, dag_id: str, logical_date: datetime) -> dict:
     """Trigger a run; Airflow on SQLite answers 500/503 while its database is locked by another writer: retry."""
     from perfpipe.app.run_identity import home_tag, run_id_for, target_name_of
     from perfpipe.entry.airflow_api import AirflowAPIError
 
-    # Each attempt its own run id, as the CLI gives one (perfpipe.app.run_identity).
-    run_id = run_id_for(logical_date, target_name_of(LOAD_CONF), home_tag(os.environ.get("AIRFLOW_HOME", ".")))
+    # Each attempt its own run id, as the CLI gives one (perfpipe.app.run_identity), tagged with the home of the
+    # Airflow that runs it: `perfpipe stop` (run with that home) refuses a run id another checkout started.
+    client = airflow.client()
+    run_id = run_id_for(logical_date, target_name_of(LOAD_CONF), home_tag(airflow.home))
     for attempt in range(5):
         try:
             return client.trigger(dag_id, LOAD_CONF, logical_date, run_id)
@@ -216,7 +218,7 @@ def run_trial(airflow: LocalAirflow, influx, index: int, method: str, rng: rando
     client = airflow.client()
     timeout_s = rng.choice(TIMEOUT_DAGS_S) if method == "execution_timeout" else None
     dag_id = f"perf_timeout_{timeout_s}s" if timeout_s else "perf_chaos"
-    run = trigger(client, dag_id, logical_date)
+    run = trigger(airflow, dag_id, logical_date)
     TRIGGERED.add((dag_id, run["dag_run_id"]))
     trial = Trial(index=index, method=method, dag_id=dag_id, run_id=run["dag_run_id"],
                   delay_s=float(timeout_s) if timeout_s else round(rng.uniform(*STOP_DELAY_S), 2))

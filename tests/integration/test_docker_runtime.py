@@ -75,7 +75,7 @@ def test_docker_smoke_equals_the_local_run(stack, docker_engine, monkeypatch):
 
     # The same files as the local runtime, on the host, owned by the worker's user.
     docker_dir, local_dir = Path(docker.report).parent, Path(local.report).parent
-    names = {"summary.json", "report.html", "k6.log", "run-config.json"}
+    names = {"summary.json", "report.html", "k6.log", "run-config.json", "k6-options.json"}
     assert {p.name for p in docker_dir.iterdir()} == {p.name for p in local_dir.iterdir()} == names
     for name in names:
         path = docker_dir / name

@@ -146,7 +146,8 @@ def test_a_target_file_cannot_bring_chaos_commands(tmp_path):
     target_file = tmp_path / "evil.yaml"
     target_file.write_text(yaml.safe_dump({
         "name": "evil", "base_url": f"http://127.0.0.1:{free_port()}", "requests": [{"path": "/"}],
-        "chaos": {"components": {"cache": {"kind": "process", "pid_command": touch, "start_command": touch}},
+        # Two lists, not one object twice: safe_dump would write an alias, which a run-time file may not hold.
+        "chaos": {"components": {"cache": {"kind": "process", "pid_command": touch, "start_command": list(touch)}},
                   "scenarios": {"boom": {"component": "cache", "action": "stop"}}, "default_scenario": "boom"}}))
     proc = perfpipe_cli("run", "chaos", "--target", str(target_file), "--profile", "quick", "--json", timeout=120)
     assert proc.returncode == 2, proc.stderr[-3000:]
