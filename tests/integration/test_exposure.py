@@ -6,6 +6,7 @@ but loopback. k6's REST API and web dashboard do not listen at all.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 PERFPIPE = str(Path(sys.executable).parent / "perfpipe")
 HEADER_SECRET = "hdr-s3cr3t-7f1c9a2e"
 INFLUX_PASSWORD = "influx-pw-5d2b8e41"
+RW_PASSWORD = "remote-write-pw-93c1a7f0"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 SCRIPT = """import http from 'k6/http';
@@ -44,8 +46,8 @@ export default function () {
 
 
 class Recorder:
-    """A loopback target that keeps the Authorization values of its GETs (proof the secret was really sent) and the
-    bodies of its POSTs (what a script found and sent out)."""
+    """A loopback server that keeps the Authorization values it was sent (proof a secret was really used) and the
+    bodies of its POSTs (what a script found and sent out; what a remote-write output sent)."""
 
     def __init__(self):
         seen, bodies = self.seen, self.bodies = set(), []
@@ -56,6 +58,7 @@ class Recorder:
                 self._ok()
 
             def do_POST(self):  # noqa: N802
+                seen.add(self.headers.get("Authorization"))
                 bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode(errors="replace"))
                 self._ok()
 
@@ -249,18 +252,22 @@ export default function () {
 
 
 def test_a_script_finds_no_output_password_and_cannot_tag_another_run(influxdb, airflow_db, tmp_path):
-    recorder = Recorder()
+    recorder, remote_write = Recorder(), Recorder()  # the target; a Prometheus remote-write receiver
     script = tmp_path / "hostile.js"
     script.write_text(HOSTILE_SCRIPT)
     target_file = tmp_path / "hostile-target.yaml"
     target_file.write_text(yaml.safe_dump({"name": "hostile", "base_url": recorder.url, "script": str(script)}))
-    env = {**os.environ, "PERFPIPE_INFLUXDB_USER": "perfpipe", "PERFPIPE_INFLUXDB_PASSWORD": INFLUX_PASSWORD}
+    # Both outputs with credentials: InfluxDB (the record) and Prometheus remote write (an extra view).
+    env = {**os.environ, "PERFPIPE_INFLUXDB_USER": "perfpipe", "PERFPIPE_INFLUXDB_PASSWORD": INFLUX_PASSWORD,
+           "PERFPIPE_OUTPUTS": "influxdb,prometheus", "PERFPIPE_PROMETHEUS_RW_URL": f"{remote_write.url}/api/v1/write",
+           "PERFPIPE_PROMETHEUS_RW_USERNAME": "writer", "PERFPIPE_PROMETHEUS_RW_PASSWORD": RW_PASSWORD}
     try:
         done = subprocess.run([PERFPIPE, "run", "smoke", "--target", str(target_file), "--profile", "quick",
                                "--logical-date", "2026-05-03T00:00:00+00:00", "--json"], capture_output=True,
                               text=True, env=env, timeout=300)
     finally:
         recorder.close()
+        remote_write.close()
     assert done.stdout, done.stderr[-3000:]
     [stage] = json.loads(done.stdout)["stages"]
 
@@ -272,9 +279,12 @@ def test_a_script_finds_no_output_password_and_cannot_tag_another_run(influxdb, 
     tried = [route for route in ("__ENV", "/proc/self/environ", "/proc/self/cmdline", "run config", "report dir")
              if f"\n{route}=" in f"\n{loot}" or f"\n{route} failed" in f"\n{loot}"]
     assert len(tried) == 5 and '"BASE_URL":' in loot and '"schema": "perfpipe-run-config/1"' in loot, loot[:3000]
-    # ... and none of it holds the output password, in any form (the relay's address is all k6 has).
-    assert all(INFLUX_PASSWORD not in body for body in recorder.bodies)
-    assert "K6_INFLUXDB" not in loot
+    # ... and none of it holds either output's password, in any form (the relays' addresses are all k6 has).
+    assert all(INFLUX_PASSWORD not in body and RW_PASSWORD not in body for body in recorder.bodies)
+    assert "K6_INFLUXDB" not in loot and "K6_PROMETHEUS_RW_PASSWORD" not in loot and "K6_PROMETHEUS_RW_USER" not in loot
+    # The remote writes still arrived, authenticated by the relay with the credentials k6 never had.
+    assert remote_write.bodies and remote_write.seen == {
+        "Basic " + base64.b64encode(f"writer:{RW_PASSWORD}".encode()).decode()}
 
     # Its samples are filed under its own run whatever it tagged, and its perf_results counter never landed.
     testids = json.dumps(influxdb.query('SHOW TAG VALUES FROM "http_reqs" WITH KEY = "testid"'))

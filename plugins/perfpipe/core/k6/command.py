@@ -183,7 +183,8 @@ PROMETHEUS_OUTPUT = "experimental-prometheus-rw"  # k6's built-in Prometheus rem
 def add_prometheus_output(argv: list[str], env: dict[str, str], secret_keys: set[str],
                           prometheus: dict[str, Any]) -> None:
     """k6's remote-write output: samples as Prometheus series (trends as the configured stats), same tags;
-    `username`/`password` of `prometheus` (when set) authenticate the writes."""
+    `username`/`password` of `prometheus` (when set) authenticate the writes. perfpipe's own runs never pass them
+    here: the run core (perfpipe.core.k6.run) gives k6 a loopback relay that holds them (perfpipe.core.k6.relay)."""
     argv += ["--out", PROMETHEUS_OUTPUT]
     env["K6_PROMETHEUS_RW_SERVER_URL"] = prometheus["remote_write_url"]
     env["K6_PROMETHEUS_RW_TREND_STATS"] = ",".join(prometheus["trend_stats"])

@@ -13,6 +13,10 @@ newlines). Refused lines are counted and logged; what k6 counted then differs fr
 stage's reconciliation makes it inconclusive rather than a pass.
 
 The relay answers k6 with InfluxDB's own status and body (a 413 or a 5xx still shows in k6.log).
+
+The Prometheus remote-write output (config `outputs: [influxdb, prometheus]`) gets the same treatment when it has
+credentials: RemoteWriteRelay holds them and k6 writes to it. Its bodies (snappy-compressed protobuf) are passed on
+as they are: their labels are not rewritten (InfluxDB, which the gates read, is the record; Prometheus is a view).
 """
 
 from __future__ import annotations
@@ -106,30 +110,28 @@ class LineFilter:
         return "\n".join(out) + "\n" if out else ""
 
 
-class WriteRelay:
-    """`with WriteRelay(influx, system_tags) as relay:` k6 writes to `relay.settings` (loopback, no credentials)."""
+def _basic_auth(username: str | None, password: str | None) -> str | None:
+    if not (username or password):
+        return None
+    return "Basic " + base64.b64encode(f"{username or ''}:{password or ''}".encode()).decode()
 
-    def __init__(self, influx: InfluxSettings, system_tags: dict[str, str]):
-        self.influx = influx
-        self.filter = LineFilter(system_tags)
-        target = urllib.parse.urlsplit(influx.url)
-        self._scheme, self._netloc = target.scheme, target.netloc
-        self._base_path = target.path.rstrip("/")
-        self._auth = None
-        if influx.username or influx.password:
-            token = f"{influx.username or ''}:{influx.password or ''}".encode()
-            self._auth = "Basic " + base64.b64encode(token).decode()
+
+class _LoopbackRelay:
+    """A one-run HTTP relay on 127.0.0.1 (a free port) in the k6 task's own process: k6 writes to it, it forwards
+    with the credentials k6 never sees. Subclasses handle a POST in `_handle`."""
+
+    name = "relay"
+
+    def __init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
-    def settings(self) -> InfluxSettings:
-        """What k6 is given: the relay's address and the database, nothing secret."""
+    def port(self) -> int:
         assert self._server is not None, "start() first"
-        return InfluxSettings(url=f"http://127.0.0.1:{self._server.server_address[1]}",
-                              database=self.influx.database)
+        return self._server.server_address[1]
 
-    def start(self) -> WriteRelay:
+    def start(self):
         relay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -147,30 +149,27 @@ class WriteRelay:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="influx-relay", daemon=True)
+                                        name=self.name, daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
-        """After k6 exited (its last flush is answered by then): stop serving, log what was changed."""
+        """After k6 exited (its last flush is answered by then): stop serving."""
         server, self._server = self._server, None
         if server is None:
             return
         server.shutdown()
         server.server_close()
-        f = self.filter
-        if f.rewritten or f.refused:
-            log.warning("InfluxDB relay: of %d lines, %d had their system tags (%s) set to this run's and %d were "
-                        "refused (perfpipe's measurements or malformed; first: %r)", f.lines, f.rewritten,
-                        ", ".join(f.system_tags), f.refused, f.first_refused)
+        self._closed()
 
-    def __enter__(self) -> WriteRelay:
+    def _closed(self) -> None:
+        pass
+
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    # --- one request -------------------------------------------------------------------------------------
 
     @staticmethod
     def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json"):
@@ -180,6 +179,59 @@ class WriteRelay:
         handler.end_headers()
         handler.wfile.write(body)
 
+    @staticmethod
+    def _body(handler: BaseHTTPRequestHandler) -> tuple[bytes | None, tuple[int, bytes] | None]:
+        """The request body, or the refusal to answer (no length, too large)."""
+        try:
+            length = int(handler.headers.get("Content-Length", ""))
+        except ValueError:
+            return None, (411, b'{"error":"Content-Length required"}')
+        if not 0 <= length <= MAX_BODY_BYTES:
+            return None, (413, b'{"error":"batch too large for the run relay"}')
+        return handler.rfile.read(length), None
+
+    @staticmethod
+    def _post(scheme: str, netloc: str, path: str, body: bytes, headers: dict[str, str],
+              upstream: str) -> tuple[int, bytes, str]:
+        connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = connection_class(netloc, timeout=FORWARD_TIMEOUT_S)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()  # never follows a redirect: it is passed back to k6 as it is
+            return response.status, response.read(), response.getheader("Content-Type", "application/json")
+        except OSError as exc:
+            detail = f'{{"error":"the run relay could not reach {upstream}: {type(exc).__name__}"}}'
+            return 503, detail.encode(), "application/json"
+        finally:
+            conn.close()
+
+
+class WriteRelay(_LoopbackRelay):
+    """`with WriteRelay(influx, system_tags) as relay:` k6 writes to `relay.settings` (loopback, no credentials)."""
+
+    name = "influx-relay"
+
+    def __init__(self, influx: InfluxSettings, system_tags: dict[str, str]):
+        super().__init__()
+        self.influx = influx
+        self.filter = LineFilter(system_tags)
+        target = urllib.parse.urlsplit(influx.url)
+        self._scheme, self._netloc = target.scheme, target.netloc
+        self._base_path = target.path.rstrip("/")
+        self._auth = _basic_auth(influx.username, influx.password)
+
+    @property
+    def settings(self) -> InfluxSettings:
+        """What k6 is given: the relay's address and the database, nothing secret."""
+        return InfluxSettings(url=f"http://127.0.0.1:{self.port}", database=self.influx.database)
+
+    def _closed(self) -> None:
+        f = self.filter
+        if f.rewritten or f.refused:
+            log.warning("InfluxDB relay: of %d lines, %d had their system tags (%s) set to this run's and %d were "
+                        "refused (perfpipe's measurements or malformed; first: %r)", f.lines, f.rewritten,
+                        ", ".join(f.system_tags), f.refused, f.first_refused)
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         path, _, query = handler.path.partition("?")
         params = urllib.parse.parse_qs(query)
@@ -187,35 +239,58 @@ class WriteRelay:
             return self._answer(handler, 403, b'{"error":"the run relay writes to the run\'s database only"}')
         if handler.headers.get("Content-Encoding", "identity") != "identity":
             return self._answer(handler, 415, b'{"error":"compressed writes are not relayed"}')
-        try:
-            length = int(handler.headers.get("Content-Length", ""))
-        except ValueError:
-            return self._answer(handler, 411, b'{"error":"Content-Length required"}')
-        if not 0 <= length <= MAX_BODY_BYTES:
-            return self._answer(handler, 413, b'{"error":"batch too large for the run relay"}')
-        body = handler.rfile.read(length).decode("utf-8", errors="surrogateescape")
-        lines = self.filter.filter(body).encode("utf-8", errors="surrogateescape")
+        raw, refusal = self._body(handler)
+        if refusal:
+            return self._answer(handler, *refusal)
+        lines = self.filter.filter(raw.decode("utf-8", errors="surrogateescape")).encode(
+            "utf-8", errors="surrogateescape")
         if not lines:
             handler.send_response(204)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return None
         forward = urllib.parse.urlencode([(k, v) for k in FORWARDED_PARAMS for v in params.get(k, [])])
-        status, reply, content_type = self._forward(f"{self._base_path}/write?{forward}", lines)
-        return self._answer(handler, status, reply, content_type)
-
-    def _forward(self, path: str, body: bytes) -> tuple[int, bytes, str]:
-        connection_class = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._auth:
             headers["Authorization"] = self._auth
-        conn = connection_class(self._netloc, timeout=FORWARD_TIMEOUT_S)
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()  # never follows a redirect: it is passed back to k6 as it is
-            return response.status, response.read(), response.getheader("Content-Type", "application/json")
-        except OSError as exc:
-            detail = f'{{"error":"the run relay could not reach InfluxDB: {type(exc).__name__}"}}'
-            return 503, detail.encode(), "application/json"
-        finally:
-            conn.close()
+        status, reply, content_type = self._post(self._scheme, self._netloc, f"{self._base_path}/write?{forward}",
+                                                 lines, headers, "InfluxDB")
+        return self._answer(handler, status, reply, content_type)
+
+
+# What a remote-write request carries besides its body; passed on, nothing else (k6 sends no Authorization here).
+REMOTE_WRITE_HEADERS = ("Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version", "User-Agent")
+
+
+class RemoteWriteRelay(_LoopbackRelay):
+    """`with RemoteWriteRelay(url, username, password) as relay:` k6's remote-write output writes to `relay.url`
+    (loopback, no credentials); the relay adds the Basic credentials and posts to the configured URL."""
+
+    name = "remote-write-relay"
+
+    def __init__(self, remote_write_url: str, username: str | None, password: str | None):
+        super().__init__()
+        target = urllib.parse.urlsplit(remote_write_url)
+        self._scheme, self._netloc = target.scheme, target.netloc
+        self._path = target.path or "/"
+        if target.query:
+            self._path += "?" + target.query
+        self._auth = _basic_auth(username, password)
+
+    @property
+    def url(self) -> str:
+        """What k6 is given as K6_PROMETHEUS_RW_SERVER_URL."""
+        return f"http://127.0.0.1:{self.port}/write"
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path != "/write":
+            return self._answer(handler, 403, b'{"error":"the run relay forwards remote writes only"}')
+        body, refusal = self._body(handler)
+        if refusal:
+            return self._answer(handler, *refusal)
+        headers = {name: handler.headers[name] for name in REMOTE_WRITE_HEADERS if handler.headers.get(name)}
+        if self._auth:
+            headers["Authorization"] = self._auth
+        status, reply, content_type = self._post(self._scheme, self._netloc, self._path, body, headers,
+                                                 "the remote-write URL")
+        return self._answer(handler, status, reply, content_type)

@@ -26,7 +26,7 @@ from perfpipe.core.hooks.influxdb import InfluxDBHook, InfluxSettings
 from perfpipe.core.k6.command import (EXIT_EXTERNAL_ABORT, EXIT_THRESHOLDS_FAILED, LOG_FILE, REPORT_FILE,
                                       SUMMARY_FILE, networks_outside, system_tags, testid_for,
                                       write_run_config)
-from perfpipe.core.k6.relay import WriteRelay
+from perfpipe.core.k6.relay import RemoteWriteRelay, WriteRelay
 from perfpipe.core.model.plan import TestPlan
 from perfpipe.core.paths import PROJECT_ROOT, safe_component
 
@@ -160,7 +160,7 @@ class K6RunCore:
         self.started: datetime | None = None
         self._companions: Any = None
         self._aborted = False
-        self._relay: WriteRelay | None = None
+        self._relays: list[WriteRelay | RemoteWriteRelay] = []
 
     def start(self, plan: Any, context: dict[str, Any], hook: InfluxDBHook) -> tuple[TestPlan, RunSpec]:
         self.plan = plan_of(plan)
@@ -169,8 +169,17 @@ class K6RunCore:
         if self.spec.influx is not None:
             # k6 writes through the run's relay: the spec handed on names the relay (no credentials, nothing a
             # script can read), the real settings stay with the relay. Closed once k6 has exited.
-            self._relay = WriteRelay(self.spec.influx, system_tags(self.plan, self.spec.testid)).start()
-            self.spec = replace(self.spec, influx=self._relay.settings)
+            relay = WriteRelay(self.spec.influx, system_tags(self.plan, self.spec.testid)).start()
+            self._relays.append(relay)
+            self.spec = replace(self.spec, influx=relay.settings)
+        prometheus = self.spec.prometheus
+        if prometheus and (prometheus.get("username") or prometheus.get("password")):
+            # The remote-write credentials likewise: k6 gets the relay's address, the relay adds the credentials.
+            remote = RemoteWriteRelay(prometheus["remote_write_url"], prometheus.get("username"),
+                                      prometheus.get("password")).start()
+            self._relays.append(remote)
+            self.spec = replace(self.spec, prometheus={**prometheus, "remote_write_url": remote.url,
+                                                       "username": None, "password": None})
         prepare_report_dir(self.plan, self.spec.report_dir)
         self.started = datetime.now(timezone.utc)
         return self.plan, self.spec
@@ -191,8 +200,8 @@ class K6RunCore:
             self.close_relay()  # k6 has exited: its last flush was answered
 
     def close_relay(self) -> None:
-        relay, self._relay = self._relay, None
-        if relay is not None:
+        relays, self._relays = self._relays, []
+        for relay in relays:
             relay.close()
 
     @property

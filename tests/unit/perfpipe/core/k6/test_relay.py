@@ -60,3 +60,76 @@ def test_a_newline_smuggled_into_a_tag_value_cannot_write_perf_results():
     assert "perf_results" not in out
     assert out.count("\n") == 1 and f.refused == 2  # the cut-off head has no fields: refused too
     assert all(line.count("testid=perf_smoke:run1:smoke:try1") == 1 for line in out.splitlines())
+
+
+# --- the remote-write relay: credentials added on the way, nothing else changed -------------------------------
+
+class _Upstream:
+    """A loopback remote-write receiver that keeps what reached it."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got = self.got = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                got.append((self.path, dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/write?tenant=a"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_remote_write_relay_adds_the_credentials_and_passes_the_write_on_unchanged():
+    import base64
+
+    from perfpipe.core.k6.relay import RemoteWriteRelay
+
+    upstream = _Upstream()
+    try:
+        with RemoteWriteRelay(upstream.url, "writer", "rw-secret") as relay:
+            assert relay.url.startswith("http://127.0.0.1:") and "rw-secret" not in relay.url
+            body = bytes(range(256)) * 4  # binary, as snappy-compressed protobuf is
+            status = _post(relay.url, body, {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                                             "X-Prometheus-Remote-Write-Version": "0.1.0", "X-Other": "dropped"})
+            refused = _post(relay.url.replace("/write", "/elsewhere"), b"x", {})
+    finally:
+        upstream.close()
+    assert (status, refused) == (204, 403)
+    [(path, headers, received)] = upstream.got
+    assert path == "/api/v1/write?tenant=a" and received == body
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"writer:rw-secret").decode()
+    assert (headers["Content-Encoding"], headers["X-Prometheus-Remote-Write-Version"]) == ("snappy", "0.1.0")
+    assert "X-Other" not in headers
+
+
+def test_the_remote_write_relay_answers_503_when_the_receiver_is_gone():
+    from perfpipe.core.k6.relay import RemoteWriteRelay
+
+    upstream = _Upstream()
+    upstream.close()
+    with RemoteWriteRelay(upstream.url, "writer", "rw-secret") as relay:
+        assert _post(relay.url, b"x", {"Content-Type": "application/x-protobuf"}) == 503

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -151,3 +152,24 @@ def test_defaults_without_companions(plan, tmp_path, monkeypatch):
         pass
     core.stop_companions()
     core.abort()  # the default on_abort logs
+
+
+def test_k6_is_given_relays_not_the_output_credentials(plan, tmp_path, monkeypatch):
+    """Both outputs' credentials stay with the run's relays: the spec k6's command is built from has none."""
+    monkeypatch.setenv("PERFPIPE_REPORTS_DIR", str(tmp_path / "r"))
+    secret_hook = InfluxDBHook(settings=InfluxSettings("http://127.0.0.1:8086", "k6", "user", "influx-secret"))
+    prometheus = {"remote_write_url": "http://127.0.0.1:9/api/v1/write", "trend_stats": ["p(95)"],
+                  "push_interval": "5s", "username": "writer", "password": "rw-secret"}
+
+    def setup(plan, context, hook):
+        return replace(default_run_setup(plan, context, hook), prometheus=prometheus)
+
+    run = K6RunCore(setup=setup)
+    _, spec = run.start(plan, {"ti": TI}, secret_hook)
+    try:
+        assert spec.influx.password is None and spec.influx.url.startswith("http://127.0.0.1:")
+        assert spec.prometheus["password"] is None and spec.prometheus["username"] is None
+        assert spec.prometheus["remote_write_url"].startswith("http://127.0.0.1:")
+        assert "rw-secret" not in json.dumps(spec.prometheus) and spec.prometheus["trend_stats"] == ["p(95)"]
+    finally:
+        run.close_relay()
