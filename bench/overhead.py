@@ -9,7 +9,9 @@ Rows (each variant's runs interleaved with the others', so machine noise hits al
   dag parse   each dags/*.py imported in a fresh interpreter (median of the files; the interpreter's own start
               and `import airflow` are measured once and subtracted)
 With --baseline REV the same rows run the code of REV too (its plugins/, dags/ and k6-scripts/ from `git archive`, first on
-PYTHONPATH), alternating with this tree's.
+PYTHONPATH), alternating with this tree's. With --without-bytecode this tree runs a second time as a venv without
+.pyc files does (what `uv sync` without --compile-bytecode leaves): Python is pointed at an empty bytecode cache
+(PYTHONPYCACHEPREFIX) and writes none (PYTHONDONTWRITEBYTECODE), so every process compiles the source it imports.
 
 Everything is its own: perfpipe's influxd (scripts/influxd.sh) and the whole demo system (scripts/demo.sh) on
 free ports of 127.0.0.1, a config/ copy pointing at them, an AIRFLOW_HOME in the work dir; all stopped at the
@@ -96,7 +98,7 @@ class Stack:
 class Variant:
     """One code tree: this one, or --baseline REV extracted with git archive."""
 
-    def __init__(self, name: str, root: Path, stack: Stack, workdir: Path):
+    def __init__(self, name: str, root: Path, stack: Stack, workdir: Path, bytecode: bool = True):
         self.name, self.root = name, root
         home = workdir / f"airflow-{name}"
         home.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,10 @@ class Variant:
                     "PERFPIPE_SCRIPTS_DIR": str(root / "k6-scripts")}
         if root != ROOT:
             self.env["PYTHONPATH"] = str(root / "plugins")
+        if not bytecode:
+            empty = workdir / f"pycache-{name.replace(' ', '-').replace(',', '')}"
+            empty.mkdir(exist_ok=True)
+            self.env.update({"PYTHONPYCACHEPREFIX": str(empty), "PYTHONDONTWRITEBYTECODE": "1"})
 
     def cli(self, *args: str, timeout: float = 900) -> tuple[float, subprocess.CompletedProcess]:
         started = time.monotonic()
@@ -159,6 +165,8 @@ def main() -> int:
     parser.add_argument("--baseline", metavar="REV", help="also run this git revision's code, interleaved")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--smoke-duration", default="20s")
+    parser.add_argument("--without-bytecode", action="store_true",
+                        help="also run this tree as a venv without .pyc files does, interleaved")
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--keep-workdir", action="store_true")
     args = parser.parse_args()
@@ -168,6 +176,8 @@ def main() -> int:
     try:
         stack.start()
         variants = [Variant("this", ROOT, stack, workdir)]
+        if args.without_bytecode:
+            variants.insert(0, Variant("this, no .pyc", ROOT, stack, workdir, bytecode=False))
         if args.baseline:
             base = workdir / "baseline"
             base.mkdir()

@@ -173,9 +173,15 @@ install_uv() {
 
 sync_venv() {
     log "uv sync --frozen --extra test --extra demo"
-    # Never download a Python: the machine's 3.11 is the one to use.
-    UV_PYTHON_DOWNLOADS=never "$UV" sync --frozen --extra test --extra demo --quiet
+    # Never download a Python: the machine's 3.11 is the one to use. --compile-bytecode: uv, unlike pip, writes no
+    # .pyc files, and where PYTHONDONTWRITEBYTECODE is set (many images set it) Python never writes them either,
+    # so every perfpipe, Airflow task and test process would compile Airflow's source again: measured 11 s of CPU
+    # in one quick smoke (bench/RESULTS.md). A no-op when nothing changed.
+    UV_PYTHON_DOWNLOADS=never "$UV" sync --frozen --extra test --extra demo --quiet --compile-bytecode
     [[ -x .venv/bin/python ]] || die ".venv/bin/python missing after uv sync"
+    # The project's own trees (the editable perfpipe package, the DAG files) likewise; a stale .pyc of an edited
+    # file is simply not used (Python compares the source's mtime), so this is only ever a saving.
+    .venv/bin/python -m compileall -q -j 0 plugins dags demo >/dev/null || die "compileall failed"
     log "venv ready: $(.venv/bin/python --version 2>&1), k6 $([[ -x .venv/bin/k6 ]] && .venv/bin/k6 version 2>/dev/null | head -n1 | awk '{print $2}' || echo 'missing')"
 }
 
